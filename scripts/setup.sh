@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what deja needs from Debian packages (only what is missing; silent
+# when everything is present), then configures and builds into build/.
+# Usage: scripts/setup.sh [--no-build]   (run as root on Debian 12)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(g++ cmake make pkg-config libopenblas-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
+          libcxxopts-dev doctest-dev libstb-dev zlib1g-dev dataset-fashion-mnist)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup: need root to apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+[[ ${1:-} == --no-build ]] && exit 0
+jobs=$(nproc 2>/dev/null || echo 2)
+if [[ ! -f build/CMakeCache.txt ]]; then
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+fi
+cmake --build build -j "$jobs" 2>&1 | grep -E "error|warning|Error" || true
+# Fail loudly if the build failed (grep above only filters the noise).
+cmake --build build -j "$jobs" >/dev/null
