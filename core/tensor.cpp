@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "core/autograd.h"
+#include "core/buffer_cache.h"
 
 namespace deja::core {
 
@@ -27,14 +28,12 @@ std::string shape_to_string(const Shape& shape) {
 
 Storage::Storage(int64_t count) : size_(count) {
   if (count < 0) throw std::invalid_argument("Storage: negative size");
-  // 64-byte alignment for AVX-512 loads; aligned_alloc needs a multiple of it.
-  size_t bytes = static_cast<size_t>(std::max<int64_t>(count, 1)) * sizeof(float);
-  bytes = (bytes + 63) / 64 * 64;
-  data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
-  if (!data_) throw std::bad_alloc();
+  // 64-byte alignment for AVX-512 loads; large buffers are recycled by size
+  // (core/buffer_cache.h) so each training step does not fault in fresh pages.
+  data_ = static_cast<float*>(acquire_buffer(byte_size()));
 }
 
-Storage::~Storage() { std::free(data_); }
+Storage::~Storage() { release_buffer(data_, byte_size()); }
 
 Tensor Tensor::empty(Shape shape) {
   for (int64_t d : shape)

@@ -32,7 +32,8 @@ class Storage {
   int64_t size() const { return size_; }
 
  private:
-  float* data_ = nullptr;  // owned; freed with std::free (aligned_alloc)
+  size_t byte_size() const { return static_cast<size_t>(size_ > 0 ? size_ : 1) * sizeof(float); }
+  float* data_ = nullptr;  // owned; returned to core/buffer_cache
   int64_t size_ = 0;
 };
 

@@ -1,9 +1,11 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <cstdint>
 #include <vector>
 
 #include "core/blas.h"
+#include "core/buffer_cache.h"
 #include "core/parallel.h"
 #include "core/rng.h"
 
@@ -61,4 +63,27 @@ TEST_CASE("gemm wrapper computes row-major products with transposes") {
   // A^T B = [[26,30],[38,44]], added to C
   CHECK(c == std::vector<float>{45, 52, 81, 94});
   CHECK_FALSE(blas_core_name().empty());
+}
+
+TEST_CASE("buffer cache: a freed large buffer is handed to the next request of its size") {
+  deja::core::trim_buffer_cache();
+  const size_t big = size_t{8} << 20;
+  void* a = deja::core::acquire_buffer(big);
+  REQUIRE(a != nullptr);
+  CHECK(reinterpret_cast<uintptr_t>(a) % 64 == 0);
+  deja::core::release_buffer(a, big);
+  CHECK(deja::core::buffer_cache_stats().cached_bytes == big);
+  void* b = deja::core::acquire_buffer(big);
+  CHECK(b == a);
+  CHECK(deja::core::buffer_cache_stats().cached_bytes == 0);
+  void* c = deja::core::acquire_buffer(big + (size_t{1} << 20));  // another size: a new block
+  CHECK(c != a);
+  deja::core::release_buffer(b, big);
+  deja::core::release_buffer(c, big + (size_t{1} << 20));
+  // Small buffers are not cached.
+  void* s = deja::core::acquire_buffer(256);
+  deja::core::release_buffer(s, 256);
+  CHECK(deja::core::buffer_cache_stats().cached_bytes == 2 * big + (size_t{1} << 20));
+  deja::core::trim_buffer_cache();
+  CHECK(deja::core::buffer_cache_stats().cached_bytes == 0);
 }
