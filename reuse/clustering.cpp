@@ -1,0 +1,191 @@
+// Fused hashing + grouping + centroid accumulation (see clustering.h).
+#include "reuse/clustering.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <stdexcept>
+
+#include "core/parallel.h"
+#include "core/stopwatch.h"
+
+namespace deja::reuse {
+
+namespace {
+
+constexpr int64_t kGroupColumns = 64;  // columns of X per group of blocks (whole cache lines)
+constexpr int64_t kChunkRows = 64;     // rows hashed together; their group slice stays in L1
+
+// Open-addressing table from key to cluster id for one block, with the
+// clusters' running sums and counts. Slot key kZeroKey marks an empty slot
+// (zero sub-vectors never enter the table).
+struct BlockTable {
+  std::vector<uint64_t> slot_key;
+  std::vector<int32_t> slot_id;
+  int shift = 64;
+  std::vector<float> sums;  // [clusters][L]
+  std::vector<int32_t> counts;
+  int32_t zero_id = -1;
+
+  void init(int64_t expected) {
+    int64_t cap = 64;
+    while (cap < 2 * expected) cap *= 2;
+    rehash(cap);
+  }
+  void rehash(int64_t cap) {
+    std::vector<uint64_t> old_key = std::move(slot_key);
+    std::vector<int32_t> old_id = std::move(slot_id);
+    slot_key.assign(static_cast<size_t>(cap), kZeroKey);
+    slot_id.assign(static_cast<size_t>(cap), -1);
+    shift = 64 - std::countr_zero(static_cast<uint64_t>(cap));
+    for (size_t i = 0; i < old_key.size(); ++i)
+      if (old_key[i] != kZeroKey) place(old_key[i], old_id[i]);
+  }
+  size_t slot_of(uint64_t key) const {  // Fibonacci hashing: sign keys are not mixed
+    return static_cast<size_t>((key * 0x9e3779b97f4a7c15ULL) >> shift);
+  }
+  void place(uint64_t key, int32_t id) {
+    const size_t mask = slot_key.size() - 1;
+    size_t i = slot_of(key);
+    while (slot_key[i] != kZeroKey) i = (i + 1) & mask;
+    slot_key[i] = key;
+    slot_id[i] = id;
+  }
+  int32_t new_cluster(int64_t l) {
+    const auto id = static_cast<int32_t>(counts.size());
+    counts.push_back(0);
+    sums.resize(sums.size() + static_cast<size_t>(l), 0.0f);
+    return id;
+  }
+  int32_t find_or_add(uint64_t key, int64_t l) {
+    if (key == kZeroKey) {
+      if (zero_id < 0) zero_id = new_cluster(l);
+      return zero_id;
+    }
+    const size_t mask = slot_key.size() - 1;
+    size_t i = slot_of(key);
+    for (;;) {
+      if (slot_key[i] == key) return slot_id[i];
+      if (slot_key[i] == kZeroKey) break;
+      i = (i + 1) & mask;
+    }
+    const int32_t id = new_cluster(l);
+    slot_key[i] = key;
+    slot_id[i] = id;
+    if (2 * counts.size() > slot_key.size()) rehash(2 * static_cast<int64_t>(slot_key.size()));
+    return id;
+  }
+};
+
+}  // namespace
+
+int64_t Clustering::product_clusters() const {
+  int64_t n = total_clusters();
+  for (int32_t z : zero_id) n -= (z >= 0);
+  return n;
+}
+
+double Clustering::remaining_ratio() const {
+  const int64_t denom = rows * blocks;
+  return denom > 0 ? static_cast<double>(product_clusters()) / static_cast<double>(denom) : 0.0;
+}
+
+Clustering cluster_rows(const float* x, int64_t rows, int64_t k, const Hasher& hasher,
+                        double* hash_s, double* cluster_s) {
+  if (hasher.k() != k)
+    throw std::invalid_argument("cluster_rows: hasher built for K = " + std::to_string(hasher.k()) +
+                                ", X has K = " + std::to_string(k));
+  Clustering c;
+  c.rows = rows;
+  c.k = k;
+  c.L = hasher.L();
+  c.blocks = hasher.blocks();
+  const int64_t l = c.L, blocks = c.blocks;
+  c.assign.resize(static_cast<size_t>(blocks * rows));
+  c.zero_id.assign(static_cast<size_t>(blocks), -1);
+  std::vector<BlockTable> tables(static_cast<size_t>(blocks));
+  double t_hash = 0.0, t_cluster = 0.0;
+
+  // Blocks are handled in groups of adjacent blocks spanning ~kGroupColumns
+  // columns: a group's slice of a row is a few whole cache lines, and the
+  // group's tables (a few hundred KB) stay in L2 while every row streams by.
+  const int64_t group = std::max<int64_t>(1, kGroupColumns / std::max<int64_t>(l, 1));
+  const int64_t groups = (blocks + group - 1) / group;
+  core::parallel_for_indexed(groups, [&](int thread, int64_t g0, int64_t g1) {
+    std::vector<uint64_t> keys(static_cast<size_t>(group * kChunkRows));
+    core::Stopwatch watch;
+    double my_hash = 0.0, my_cluster = 0.0;
+    for (int64_t g = g0; g < g1; ++g) {
+      const int64_t b0 = g * group, b1 = std::min(blocks, b0 + group);
+      for (int64_t s = b0; s < b1; ++s) tables[s].init(std::min<int64_t>(rows, 256));
+      for (int64_t i0 = 0; i0 < rows; i0 += kChunkRows) {
+        const int64_t chunk = std::min(kChunkRows, rows - i0);
+        // Rows are K floats apart (often > a page), which defeats the hardware
+        // prefetcher: ask for the next chunk's slice now, it arrives while
+        // this chunk is hashed.
+        const int64_t next_end = std::min(rows, i0 + chunk + kChunkRows);
+        const int64_t col0 = b0 * l, col1 = std::min(k, b1 * l);
+        for (int64_t r = i0 + chunk; r < next_end; ++r)
+          for (int64_t col = col0; col < col1; col += 16) __builtin_prefetch(x + r * k + col);
+        if (col1 > col0)
+          for (int64_t r = i0 + chunk; r < next_end; ++r) __builtin_prefetch(x + r * k + col1 - 1);
+        watch.restart();
+        for (int64_t s = b0; s < b1; ++s)
+          hasher.hash_block(x + i0 * k + s * l, chunk, k, s, keys.data() + (s - b0) * kChunkRows);
+        my_hash += watch.lap();
+        for (int64_t s = b0; s < b1; ++s) {
+          BlockTable& t = tables[s];
+          const int64_t len = hasher.block_width(s);
+          const uint64_t* kk = keys.data() + (s - b0) * kChunkRows;
+          int32_t* out = c.assign.data() + s * rows + i0;
+          const float* xs = x + i0 * k + s * l;
+          for (int64_t i = 0; i < chunk; ++i) {
+            const int32_t id = t.find_or_add(kk[i], l);
+            out[i] = id;
+            ++t.counts[id];
+            if (kk[i] == kZeroKey) continue;  // adds nothing to the zero centroid
+            float* sum = t.sums.data() + static_cast<int64_t>(id) * l;
+            const float* v = xs + i * k;
+            for (int64_t j = 0; j < len; ++j) sum[j] += v[j];
+          }
+        }
+        my_cluster += watch.lap();
+      }
+    }
+    if (thread == 0) {
+      t_hash = my_hash;
+      t_cluster = my_cluster;
+    }
+  });
+
+  c.offset.assign(static_cast<size_t>(blocks + 1), 0);
+  for (int64_t s = 0; s < blocks; ++s)
+    c.offset[s + 1] = c.offset[s] + static_cast<int64_t>(tables[s].counts.size());
+  const int64_t total = c.total_clusters();
+  c.count.resize(static_cast<size_t>(total));
+  c.centroid.resize(static_cast<size_t>(total * l));
+  core::Stopwatch watch;
+  core::parallel_for(blocks, [&](int64_t b0, int64_t b1) {
+    for (int64_t s = b0; s < b1; ++s) {
+      BlockTable& t = tables[s];
+      c.zero_id[s] = t.zero_id;
+      const int64_t base = c.offset[s];
+      const int64_t n = static_cast<int64_t>(t.counts.size());
+      std::copy(t.counts.begin(), t.counts.end(), c.count.begin() + base);
+      for (int64_t id = 0; id < n; ++id) {
+        const float inv = 1.0f / static_cast<float>(t.counts[id]);
+        const float* src = t.sums.data() + id * l;
+        float* dst = c.centroid.data() + (base + id) * l;
+        for (int64_t j = 0; j < l; ++j) dst[j] = src[j] * inv;
+      }
+      // Release the table now: a big layer's tables hold megabytes.
+      t = BlockTable();
+    }
+  });
+  t_cluster += watch.seconds();
+  if (hash_s) *hash_s += t_hash;
+  if (cluster_s) *cluster_s += t_cluster;
+  return c;
+}
+
+}  // namespace deja::reuse

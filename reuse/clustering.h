@@ -1,0 +1,41 @@
+// Clustering of X's sub-vectors per column block: every row's sub-vector of
+// block s gets the id of its key's cluster (ids in order of first occurrence,
+// so the result depends only on the data, the hasher and nothing else), with
+// member counts and centroids (member means). Adjacent blocks form groups of
+// ~64 columns; per group one pass over the rows in chunks of 64: a chunk is
+// hashed, then each key is looked up in its block's open-addressing table and
+// the sub-vector is added to its cluster's sum while the chunk is in L1.
+// Threads own disjoint groups, so results do not depend on the thread count.
+// Limits: with fewer groups than threads (K <= ~64) only one thread works.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "reuse/lsh.h"
+
+namespace deja::reuse {
+
+struct Clustering {
+  int64_t rows = 0, k = 0, L = 0, blocks = 0;
+  std::vector<int32_t> assign;    // [blocks][rows]: cluster id within the block
+  std::vector<int64_t> offset;    // [blocks + 1]: first flat cluster index of block s
+  std::vector<int32_t> count;     // [total clusters]: members
+  std::vector<float> centroid;    // [total clusters][L]: member mean, zero padded past the block width
+  std::vector<int32_t> zero_id;   // [blocks]: id of the all-zero cluster, -1 when none
+
+  int64_t clusters(int64_t block) const { return offset[block + 1] - offset[block]; }
+  int64_t total_clusters() const { return offset.empty() ? 0 : offset.back(); }
+  // Clusters that need a product (the zero cluster needs none).
+  int64_t product_clusters() const;
+  // r_c = product clusters / (rows * blocks); 0 for an empty input.
+  double remaining_ratio() const;
+};
+
+// x is [rows, k] row-major. hasher.prepare() must have been called for x.
+// Adds the time spent hashing and grouping (thread 0's share, i.e. wall time
+// of the parallel section) to *hash_s and *cluster_s when not null.
+Clustering cluster_rows(const float* x, int64_t rows, int64_t k, const Hasher& hasher,
+                        double* hash_s = nullptr, double* cluster_s = nullptr);
+
+}  // namespace deja::reuse

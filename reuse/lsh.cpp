@@ -1,0 +1,251 @@
+// The three hash families of lsh.h. The hot loop computes a sub-vector's H
+// projections with the padded width HP (8, 16 or 32) fixed at compile time, so
+// the inner loop is one or two vector FMAs per element of x.
+#include "reuse/lsh.h"
+
+#include <bit>
+#include <cmath>
+#include <stdexcept>
+
+#include "core/rng.h"
+
+namespace deja::reuse {
+
+namespace {
+
+// The splitmix64 finaliser: spreads a linear combination's bits over the key.
+inline uint64_t finalise(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+// Eight float / int lanes (GCC vector extensions: AVX2/AVX-512 code with
+// -march=native, plain code elsewhere).
+typedef float V8f __attribute__((vector_size(32), aligned(4)));
+typedef int32_t V8i __attribute__((vector_size(32), aligned(4)));
+typedef uint32_t V8u __attribute__((vector_size(32), aligned(4)));
+
+// p[h] = sum_j x[j] * r[j][h] for h < HP (HP/8 vectors); returns whether any
+// x[j] != 0 and the squared norm.
+template <int HP>
+inline bool project(const float* x, int64_t len, const float* r, V8f* p, float& squared) {
+  V8f acc[HP / 8] = {};
+  float ss = 0.0f;
+  uint32_t bits = 0;  // OR of the raw bits: zero (ignoring signs) iff all x[j] == 0
+  for (int64_t j = 0; j < len; ++j) {
+    const float v = x[j];
+    bits |= std::bit_cast<uint32_t>(v);
+    ss += v * v;
+    const V8f* rj = reinterpret_cast<const V8f*>(r + j * HP);
+    for (int q = 0; q < HP / 8; ++q) acc[q] += v * rj[q];
+  }
+  for (int q = 0; q < HP / 8; ++q) p[q] = acc[q];
+  squared = ss;
+  return (bits & 0x7fffffffu) != 0;
+}
+
+template <int HP>
+inline uint64_t sign_bits(const V8f* p, int h) {
+  uint64_t bits = 0;
+  for (int q = 0; q < HP / 8; ++q) {
+    const V8i ge = p[q] >= 0.0f;  // -1 where true
+    for (int t = 0; t < 8; ++t) bits |= static_cast<uint64_t>(ge[t] & 1) << (q * 8 + t);
+  }
+  return h >= 64 ? bits : bits & ((1ULL << h) - 1);
+}
+
+class SignHasher final : public Hasher {
+ public:
+  using Hasher::Hasher;
+  void hash_block(const float* x, int64_t rows, int64_t ldx, int64_t block,
+                  uint64_t* keys) const override {
+    switch (hp_) {
+      case 8: run<8>(x, rows, ldx, block, keys); break;
+      case 16: run<16>(x, rows, ldx, block, keys); break;
+      default: run<32>(x, rows, ldx, block, keys); break;
+    }
+  }
+
+ private:
+  template <int HP>
+  void run(const float* x, int64_t rows, int64_t ldx, int64_t block, uint64_t* keys) const {
+    const int64_t len = block_width(block);
+    const int h = static_cast<int>(h_);
+    V8f p[HP / 8];
+    for (int64_t i = 0; i < rows; ++i) {
+      float ss;
+      if (!project<HP>(x + i * ldx, len, r_.data(), p, ss)) {
+        keys[i] = kZeroKey;
+        continue;
+      }
+      keys[i] = sign_bits<HP>(p, h) | (1ULL << 32);  // never kZeroKey
+    }
+  }
+};
+
+class SignNormHasher final : public Hasher {
+ public:
+  using Hasher::Hasher;
+  void hash_block(const float* x, int64_t rows, int64_t ldx, int64_t block,
+                  uint64_t* keys) const override {
+    switch (hp_) {
+      case 8: run<8>(x, rows, ldx, block, keys); break;
+      case 16: run<16>(x, rows, ldx, block, keys); break;
+      default: run<32>(x, rows, ldx, block, keys); break;
+    }
+  }
+
+ private:
+  template <int HP>
+  void run(const float* x, int64_t rows, int64_t ldx, int64_t block, uint64_t* keys) const {
+    const int64_t len = block_width(block);
+    const int h = static_cast<int>(h_);
+    // bucket = floor(log2(|x|) / width) = floor(log2(|x|^2) * 0.5 / width)
+    const double scale = 0.5 / relative_width_;
+    V8f p[HP / 8];
+    for (int64_t i = 0; i < rows; ++i) {
+      float ss;
+      if (!project<HP>(x + i * ldx, len, r_.data(), p, ss)) {
+        keys[i] = kZeroKey;
+        continue;
+      }
+      const uint64_t bits = sign_bits<HP>(p, h);
+      // Denormal-tiny norms still get a finite bucket; offset keeps it positive.
+      const int64_t bucket = static_cast<int64_t>(std::floor(std::log2(std::max(ss, 1e-38f)) * scale));
+      keys[i] = bits | (static_cast<uint64_t>(bucket + (1 << 20)) << 32);
+    }
+  }
+};
+
+class QprojHasher final : public Hasher {
+ public:
+  QprojHasher(const ReuseSettings& settings, int64_t k) : Hasher(settings, k) {
+    auto rng = core::make_rng(settings.seed, core::RngPurpose::Hash, 1);
+    mult_.assign(64, 0);
+    for (int64_t q = 0; q < h_; ++q) {
+      mult_[q] = rng.next_u32() | 1u;
+      mult_[32 + q] = rng.next_u32() | 1u;
+    }
+    b_.resize(32, 0.0f);  // padded lanes: multiplied by zero
+  }
+  void hash_block(const float* x, int64_t rows, int64_t ldx, int64_t block,
+                  uint64_t* keys) const override {
+    switch (hp_) {
+      case 8: run<8>(x, rows, ldx, block, keys); break;
+      case 16: run<16>(x, rows, ldx, block, keys); break;
+      default: run<32>(x, rows, ldx, block, keys); break;
+    }
+  }
+
+ private:
+  template <int HP>
+  void run(const float* x, int64_t rows, int64_t ldx, int64_t block, uint64_t* keys) const {
+    if (width_.empty()) throw std::logic_error("qproj hasher: prepare() was not called");
+    const int64_t len = block_width(block);
+    const float inv_w = 1.0f / width_[block];
+    const V8f* b = reinterpret_cast<const V8f*>(b_.data());
+    const V8u* m1 = reinterpret_cast<const V8u*>(mult_.data());
+    const V8u* m2 = reinterpret_cast<const V8u*>(mult_.data() + 32);
+    V8f p[HP / 8];
+    for (int64_t i = 0; i < rows; ++i) {
+      float ss;
+      if (!project<HP>(x + i * ldx, len, r_.data(), p, ss)) {
+        keys[i] = kZeroKey;
+        continue;
+      }
+      // q_h = floor(p_h / w + b_h); key = mix of two independent 32-bit
+      // linear hashes sum_h q_h * m_h with random odd multipliers (zero past
+      // H): two different small-integer tuples collide with probability
+      // about 2^-64.
+      V8u z1 = {}, z2 = {};
+      for (int c = 0; c < HP / 8; ++c) {
+        const V8f t = p[c] * inv_w + b[c];
+        V8i q = __builtin_convertvector(t, V8i);                 // truncates toward zero
+        q += (__builtin_convertvector(q, V8f) > t);              // -1 where that rounded up
+        z1 += reinterpret_cast<V8u&>(q) * m1[c];
+        z2 += reinterpret_cast<V8u&>(q) * m2[c];
+      }
+      uint32_t h1 = 0, h2 = 0;
+      for (int t = 0; t < 8; ++t) {
+        h1 += z1[t];
+        h2 += z2[t];
+      }
+      const uint64_t key = finalise((static_cast<uint64_t>(h1) << 32 | h2) + 0x9e3779b97f4a7c15ULL);
+      keys[i] = key == kZeroKey ? 1 : key;
+    }
+  }
+
+  std::vector<uint32_t> mult_;  // [2][32]: two multiplier sets, zero past H
+};
+
+}  // namespace
+
+Hasher::Hasher(const ReuseSettings& settings, int64_t k)
+    : k_(k), l_(settings.L), h_(settings.H), blocks_(k > 0 ? (k + settings.L - 1) / settings.L : 0) {
+  settings.validate("reuse hasher");
+  hp_ = h_ <= 8 ? 8 : h_ <= 16 ? 16 : 32;
+  const bool unit = settings.hash == "qproj";
+  relative_width_ = settings.width > 0.0 ? settings.width
+                    : unit                ? kDefaultRelativeWidth
+                                          : 1.0;
+  auto rng = core::make_rng(settings.seed, core::RngPurpose::Hash, 0);
+  r_.assign(static_cast<size_t>(l_ * hp_), 0.0f);
+  for (int64_t j = 0; j < l_; ++j)
+    for (int64_t h = 0; h < h_; ++h) r_[j * hp_ + h] = rng.normal();
+  if (unit) {
+    for (int64_t h = 0; h < h_; ++h) {
+      double norm = 0.0;
+      for (int64_t j = 0; j < l_; ++j) norm += double(r_[j * hp_ + h]) * r_[j * hp_ + h];
+      const float inv = norm > 0.0 ? static_cast<float>(1.0 / std::sqrt(norm)) : 1.0f;
+      for (int64_t j = 0; j < l_; ++j) r_[j * hp_ + h] *= inv;
+    }
+    b_.resize(static_cast<size_t>(h_));
+    for (auto& b : b_) b = rng.uniform();
+  }
+}
+
+int64_t Hasher::block_width(int64_t block) const {
+  return std::min(l_, k_ - block * l_);
+}
+
+std::vector<float> Hasher::projections() const {
+  std::vector<float> out(static_cast<size_t>(l_ * h_));
+  for (int64_t j = 0; j < l_; ++j)
+    for (int64_t h = 0; h < h_; ++h) out[j * h_ + h] = r_[j * hp_ + h];
+  return out;
+}
+
+void Hasher::prepare(const float* x, int64_t rows, int64_t ldx, bool freeze) {
+  if (freeze && static_cast<int64_t>(width_.size()) == blocks_) return;
+  // Mean squared norm of the non-zero sub-vectors over a strided sample of
+  // at most ~2048 rows per block: cheap, deterministic, and tracks the
+  // activation scale as training moves it.
+  const int64_t step = std::max<int64_t>(1, rows / 2048);
+  width_.assign(static_cast<size_t>(blocks_), static_cast<float>(relative_width_));
+  for (int64_t s = 0; s < blocks_; ++s) {
+    const int64_t len = block_width(s);
+    double sum = 0.0;
+    int64_t count = 0;
+    for (int64_t i = 0; i < rows; i += step) {
+      const float* v = x + i * ldx + s * l_;
+      double ss = 0.0;
+      for (int64_t j = 0; j < len; ++j) ss += double(v[j]) * v[j];
+      if (ss > 0.0) {
+        sum += ss;
+        ++count;
+      }
+    }
+    if (count > 0) width_[s] = static_cast<float>(relative_width_ * std::sqrt(sum / count));
+  }
+}
+
+std::unique_ptr<Hasher> make_hasher(const ReuseSettings& settings, int64_t k) {
+  if (settings.hash == "sign") return std::make_unique<SignHasher>(settings, k);
+  if (settings.hash == "qproj") return std::make_unique<QprojHasher>(settings, k);
+  if (settings.hash == "signnorm") return std::make_unique<SignNormHasher>(settings, k);
+  throw std::invalid_argument("reuse: unknown hash family '" + settings.hash +
+                              "' (expected sign, qproj or signnorm)");
+}
+
+}  // namespace deja::reuse

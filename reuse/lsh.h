@@ -1,0 +1,75 @@
+// Locality-sensitive hashers for the reuse engine, one interface, three
+// families. Every family projects a block's sub-vector x (length <= L; the
+// last block of a row is shorter when L does not divide K, which is the same
+// as zero padding) onto H random Gaussian directions R [L x H], one matrix per
+// layer and seed shared by all blocks, and turns the projections into a
+// 64-bit key:
+//   "sign"     : bit h = (x.r_h >= 0): the papers' hyperplanes, direction only;
+//   "qproj"    : q_h = floor(x.a_h / w + b_h), a_h unit-norm, b_h ~ U[0,1),
+//                w = width * (RMS norm of the block's non-zero sub-vectors,
+//                estimated per batch from a strided sample of rows); the key
+//                is a 64-bit mix of (q_1..q_H): magnitude aware;
+//   "signnorm" : the sign bits plus the bucket floor(log2 |x| / width).
+// All-zero sub-vectors get kZeroKey, which no other sub-vector gets.
+// Limits: qproj/signnorm keys are 64-bit mixes, so two different projection
+// tuples collide with probability ~2^-64 per pair (ignored).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "reuse/settings.h"
+
+namespace deja::reuse {
+
+inline constexpr uint64_t kZeroKey = 0;
+
+class Hasher {
+ public:
+  // k: the row length (columns of X); blocks = ceil(k / L).
+  Hasher(const ReuseSettings& settings, int64_t k);
+  virtual ~Hasher() = default;
+
+  int64_t k() const { return k_; }
+  int64_t L() const { return l_; }
+  int64_t H() const { return h_; }
+  int64_t blocks() const { return blocks_; }
+  int64_t block_width(int64_t block) const;  // L, or the remainder for the last block
+
+  // Per-batch scale estimation (qproj). With `freeze`, an already estimated
+  // scale is kept (cross-batch scope: keys stay comparable across batches).
+  virtual void prepare(const float* x, int64_t rows, int64_t ldx, bool freeze);
+  // keys[r] = key of rows r's sub-vector of `block`, for r < rows; x points at
+  // row 0's first column of the block, rows are ldx apart.
+  virtual void hash_block(const float* x, int64_t rows, int64_t ldx, int64_t block,
+                          uint64_t* keys) const = 0;
+  uint64_t key(const float* sub, int64_t block) const {  // one sub-vector, for tests
+    uint64_t out;
+    hash_block(sub, 1, 0, block, &out);
+    return out;
+  }
+
+  // R [L x H] row-major (qproj: unit-norm columns), the offsets b [H] (qproj),
+  // and the absolute bucket width of a block (qproj; 0 before prepare).
+  std::vector<float> projections() const;
+  const std::vector<float>& offsets() const { return b_; }  // qproj: >= H entries
+  float bucket_width(int64_t block) const {
+    return block < static_cast<int64_t>(width_.size()) ? width_[block] : 0.0f;
+  }
+
+ protected:
+  int64_t k_, l_, h_, blocks_;
+  std::vector<float> r_;      // [L][hp_], hp_ in {8, 16, 32} >= H, zero padded (vector-friendly)
+  int64_t hp_;
+  std::vector<float> b_;      // [H]
+  std::vector<float> width_;  // [blocks] absolute widths (qproj)
+  double relative_width_;
+};
+
+// The hasher of `settings.hash` for rows of length k; throws
+// std::invalid_argument for an unknown family.
+std::unique_ptr<Hasher> make_hasher(const ReuseSettings& settings, int64_t k);
+
+}  // namespace deja::reuse

@@ -1,0 +1,47 @@
+// ReuseProduct: the LSH-clustered weight product (design.md section 4).
+// Forward: rows of X are split into column blocks of width L; each block's
+// sub-vectors are hashed and grouped, one product per cluster centroid is
+// computed (centroids . W_s^T) and added to every member row of Y; all-zero
+// sub-vectors are skipped. Backward is the exact gradient of that clustered
+// forward with the assignment held fixed: segment sums of dY per cluster,
+// dW_s = centroids^T . G_s, dX either per cluster ("cluster") or dense
+// ("exact"). Limits: scope "cross_batch" reuses the previous batch's hash
+// scale (so keys are comparable across batches) but not its products.
+#pragma once
+
+#include <memory>
+
+#include "core/product.h"
+#include "reuse/settings.h"
+
+namespace deja::reuse {
+
+class Hasher;
+
+class ReuseProduct final : public core::Product {
+ public:
+  explicit ReuseProduct(const ReuseSettings& settings);
+  ~ReuseProduct() override;
+
+  std::string describe() const override;
+  bool is_reuse() const override { return true; }
+
+  std::unique_ptr<core::ProductSaved> forward(const core::Tensor& x, const core::Tensor& w,
+                                              core::Tensor& y, bool for_backward) override;
+  void backward(core::ProductSaved& saved, const core::Tensor& dy, const core::Tensor& w,
+                float* dw, float* dx, float dx_beta) override;
+
+  // The scheduler switches rungs between steps; hash matrices are rebuilt
+  // lazily on the next forward.
+  void set_settings(const ReuseSettings& settings);
+  const ReuseSettings& settings() const { return settings_; }
+  // r_c of the last forward (1.0 before the first).
+  double last_remaining_ratio() const { return last_remaining_ratio_; }
+
+ private:
+  ReuseSettings settings_;
+  std::unique_ptr<Hasher> hasher_;  // built on first use for the current settings and K
+  double last_remaining_ratio_ = 1.0;
+};
+
+}  // namespace deja::reuse

@@ -1,0 +1,78 @@
+// Reading, validating and describing per-layer reuse settings.
+#include "reuse/settings.h"
+
+#include <sstream>
+#include <stdexcept>
+
+#include "reuse/reuse_product.h"
+
+namespace deja::reuse {
+
+namespace {
+
+std::string quoted(const std::string& s) { return core::Json(s).dump(); }
+
+void check_choice(const std::string& where, const std::string& key, const std::string& value,
+                  const std::vector<std::string>& choices) {
+  for (const auto& c : choices)
+    if (value == c) return;
+  std::string list;
+  for (size_t i = 0; i < choices.size(); ++i)
+    list += (i ? (i + 1 == choices.size() ? " or " : ", ") : "") + quoted(choices[i]);
+  throw std::invalid_argument(where + ": key '" + key + "' must be " + list + ", got " +
+                              quoted(value));
+}
+
+}  // namespace
+
+void ReuseSettings::validate(const std::string& where) const {
+  check_choice(where, "hash", hash, {"sign", "qproj", "signnorm"});
+  if (L < 1) throw std::invalid_argument(where + ": key 'L' must be >= 1, got " + std::to_string(L));
+  if (H < 1 || H > 32)
+    throw std::invalid_argument(where + ": key 'H' must be in 1..32, got " + std::to_string(H));
+  if (!(width >= 0.0)) {
+    std::ostringstream os;
+    os << width;
+    throw std::invalid_argument(where + ": key 'width' must be >= 0 (0 = automatic), got " + os.str());
+  }
+  check_choice(where, "dx", dx, {"cluster", "exact"});
+  check_choice(where, "scope", scope, {"batch", "cross_batch"});
+}
+
+ReuseSettings settings_from_json(const core::Json& j, const ReuseSettings& defaults,
+                                 const std::string& where) {
+  core::reject_unknown_keys(j, {"enabled", "hash", "L", "H", "width", "dx", "scope"}, where);
+  ReuseSettings s = defaults;
+  s.enabled = core::read_bool(j, "enabled", s.enabled, where);
+  s.hash = core::read_string(j, "hash", s.hash, where);
+  s.L = core::read_int(j, "L", s.L, where);
+  s.H = core::read_int(j, "H", s.H, where);
+  s.width = core::read_number(j, "width", s.width, where);
+  s.dx = core::read_string(j, "dx", s.dx, where);
+  s.scope = core::read_string(j, "scope", s.scope, where);
+  s.validate(where);
+  return s;
+}
+
+core::Json settings_to_json(const ReuseSettings& s) {
+  return core::Json{{"enabled", s.enabled}, {"hash", s.hash}, {"L", s.L},         {"H", s.H},
+                    {"width", s.width},     {"dx", s.dx},     {"scope", s.scope}};
+}
+
+std::string describe(const ReuseSettings& s) {
+  if (!s.enabled) return "dense";
+  std::ostringstream os;
+  os << "reuse(hash=" << s.hash << ", L=" << s.L << ", H=" << s.H;
+  if (s.width > 0.0) os << ", width=" << s.width;
+  os << ", dx=" << s.dx;
+  if (s.scope != "batch") os << ", scope=" << s.scope;
+  os << ")";
+  return os.str();
+}
+
+std::shared_ptr<core::Product> make_product(const ReuseSettings& s) {
+  if (!s.enabled) return core::make_dense_product();
+  return std::make_shared<ReuseProduct>(s);
+}
+
+}  // namespace deja::reuse

@@ -1,0 +1,49 @@
+// Per-layer reuse settings: which hash family, the sub-vector length L, the
+// number of hash bits/projections H, the qproj bucket width, the input-gradient
+// mode and the clustering scope; read from a layer's "reuse" config object over
+// a model-wide default, validated with messages naming the layer and the key.
+// Limits: H is at most 32 (keys are packed into 64-bit words per block).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/json_util.h"
+#include "core/product.h"
+
+namespace deja::reuse {
+
+struct ReuseSettings {
+  bool enabled = false;          // false: the layer runs the dense product
+  std::string hash = "qproj";    // "sign" | "qproj" | "signnorm"
+  int64_t L = 10;                // sub-vector length (column block width); need not divide K
+  int64_t H = 8;                 // hash bits / projections per block, 1..32
+  // qproj bucket width, in units of the RMS norm of the block's non-zero
+  // sub-vectors in the current batch (projections use unit-norm directions);
+  // 0 = automatic (kDefaultRelativeWidth). For "signnorm" it is the width of
+  // the log2-norm bucket (0 = automatic: one bucket per factor of 2).
+  double width = 0.0;
+  std::string dx = "cluster";    // "cluster" | "exact"
+  std::string scope = "batch";   // "batch" | "cross_batch"
+  uint64_t seed = 0;             // hash matrices from make_rng(seed, RngPurpose::Hash, ...)
+
+  // Throws std::invalid_argument "<where>: key 'L' must be >= 1, got 0" etc.
+  void validate(const std::string& where) const;
+};
+
+// The automatic qproj width (relative to the block RMS norm) when width == 0.
+inline constexpr double kDefaultRelativeWidth = 0.5;
+
+// Reads {"enabled", "hash", "L", "H", "width", "dx", "scope"} over `defaults`
+// (absent keys keep the default); rejects unknown keys and bad values with
+// messages naming `where` and the key.
+ReuseSettings settings_from_json(const core::Json& j, const ReuseSettings& defaults,
+                                 const std::string& where);
+core::Json settings_to_json(const ReuseSettings&);
+// "dense" or "reuse(hash=qproj, L=10, H=8, dx=cluster)"
+std::string describe(const ReuseSettings&);
+// The dense product when !enabled, else a ReuseProduct.
+std::shared_ptr<core::Product> make_product(const ReuseSettings&);
+
+}  // namespace deja::reuse
