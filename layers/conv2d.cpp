@@ -1,0 +1,251 @@
+// Conv2d forward/backward. Forward: im2col per image (parallel over images)
+// into one [N*P, K] patch matrix (P = oh*ow), one product call Y = X . W^T
+// ([N*P, M], M = out channels), then a per-image transpose [P, M] -> [M, P]
+// with the bias folded in. Backward: the reverse transpose of dY, the bias
+// gradient (sum over images and pixels), one product backward (dW and, when
+// the input wants it, the patch gradient dX), then col2im_add per image.
+// BLAS runs outside our parallel regions (design.md section 2: the two pools
+// must not fight for two cores).
+#include "layers/conv2d.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "core/autograd.h"
+#include "core/parallel.h"
+
+namespace deja::layers {
+
+namespace {
+
+std::string dim_error(const char* key, int64_t min, int64_t got) {
+  return std::string("conv2d: ") + key + " must be >= " + std::to_string(min) + ", got " +
+         std::to_string(got);
+}
+
+// A view of `shape` over `cache` when nobody else holds it and it is big
+// enough, else over a fresh buffer that becomes the cache. Big buffers come
+// from mmap, and faulting 200 MB in costs as much as a third of the GEMMs.
+Tensor reuse_or_allocate(std::shared_ptr<core::Storage>& cache, const Shape& shape) {
+  const int64_t n = core::shape_numel(shape);
+  if (!cache || cache.use_count() != 1 || cache->size() < n) cache = Tensor::empty({n}).storage();
+  return Tensor::view_of(cache, 0, shape);
+}
+
+// Per-thread scratch for buffers that live within one forward or backward
+// (the output rows, dY rows, the patch gradient), shared by all conv layers.
+enum Scratch { kOutRows = 0, kDyRows = 1, kPatchGrad = 2 };
+Tensor scratch(Scratch slot, const Shape& shape) {
+  thread_local std::shared_ptr<core::Storage> buffers[3];
+  return reuse_or_allocate(buffers[slot], shape);
+}
+
+constexpr int64_t kBlock = 32;  // pixels per transpose block: 32 x M floats stay in L1/L2
+
+// out[M, P] = transpose(rows[P, M]) + bias (bias may be null).
+void rows_to_planes(const float* rows, int64_t pixels, int64_t m_count, const float* bias,
+                    float* out) {
+  for (int64_t p0 = 0; p0 < pixels; p0 += kBlock) {
+    const int64_t p1 = std::min(pixels, p0 + kBlock);
+    for (int64_t m = 0; m < m_count; ++m) {
+      const float b = bias ? bias[m] : 0.0f;
+      float* dst = out + m * pixels;
+      for (int64_t p = p0; p < p1; ++p) dst[p] = rows[p * m_count + m] + b;
+    }
+  }
+}
+
+// rows[P, M] = transpose(planes[M, P]).
+void planes_to_rows(const float* planes, int64_t pixels, int64_t m_count, float* rows) {
+  for (int64_t p0 = 0; p0 < pixels; p0 += kBlock) {
+    const int64_t p1 = std::min(pixels, p0 + kBlock);
+    for (int64_t m = 0; m < m_count; ++m) {
+      const float* src = planes + m * pixels;
+      for (int64_t p = p0; p < p1; ++p) rows[p * m_count + m] = src[p];
+    }
+  }
+}
+
+class Conv2dNode final : public core::Node {
+ public:
+  Conv2dNode(const ConvGeometry& g, int64_t batch, std::shared_ptr<core::Product> product,
+             std::unique_ptr<core::ProductSaved> saved, Tensor weight_rows)
+      : g_(g),
+        batch_(batch),
+        product_(std::move(product)),
+        saved_(std::move(saved)),
+        w_(std::move(weight_rows)) {}
+
+  const char* op_name() const override { return "conv2d"; }
+
+  void backward(const Tensor& grad_output) override {
+    const int64_t pixels = g_.out_h() * g_.out_w(), m_count = w_.size(0), k = w_.size(1);
+    const int64_t image_size = g_.channels * g_.height * g_.width;
+    const float* go = grad_output.data();
+
+    Tensor dy = scratch(kDyRows, {batch_ * pixels, m_count});
+    core::parallel_for(batch_, [&](int64_t b, int64_t e) {
+      for (int64_t n = b; n < e; ++n)
+        planes_to_rows(go + n * m_count * pixels, pixels, m_count, dy.data() + n * pixels * m_count);
+    });
+
+    if (input_needs_grad(2)) {
+      float beta;
+      float* db = input_grad(2, &beta);
+      // Per output channel (disjoint writes, order fixed: reproducible for any thread count).
+      core::parallel_for(m_count, [&](int64_t b, int64_t e) {
+        for (int64_t m = b; m < e; ++m) {
+          double s = 0.0;
+          for (int64_t n = 0; n < batch_; ++n) {
+            const float* plane = go + (n * m_count + m) * pixels;
+            float part = 0.0f;
+            for (int64_t p = 0; p < pixels; ++p) part += plane[p];
+            s += part;
+          }
+          db[m] = static_cast<float>(s) + (beta != 0.0f ? db[m] : 0.0f);
+        }
+      });
+    }
+
+    float* dw = nullptr;
+    if (input_needs_grad(1)) {
+      float beta;
+      dw = input_grad(1, &beta);
+      if (beta == 0.0f) std::fill(dw, dw + m_count * k, 0.0f);  // the product accumulates
+    }
+
+    if (!input_needs_grad(0)) {  // first layer: no patch gradient at all
+      product_->backward(*saved_, dy, w_, dw, nullptr, 0.0f);
+      return;
+    }
+    Tensor dcols = scratch(kPatchGrad, {batch_ * pixels, k});
+    product_->backward(*saved_, dy, w_, dw, dcols.data(), 0.0f);
+    saved_.reset();  // frees the saved patch matrix before the scatter
+    dy = Tensor();
+    float beta;
+    float* dx = input_grad(0, &beta);
+    core::parallel_for(batch_, [&](int64_t b, int64_t e) {
+      for (int64_t n = b; n < e; ++n) {
+        float* image = dx + n * image_size;
+        if (beta == 0.0f) std::fill(image, image + image_size, 0.0f);
+        col2im_add(dcols.data() + n * pixels * k, g_, image);
+      }
+    });
+  }
+
+  void release() override {
+    saved_.reset();
+    product_.reset();
+    w_ = Tensor();
+  }
+
+ private:
+  ConvGeometry g_;
+  int64_t batch_;
+  std::shared_ptr<core::Product> product_;
+  std::unique_ptr<core::ProductSaved> saved_;
+  Tensor w_;  // the weight as [M, K], sharing the parameter's storage
+};
+
+}  // namespace
+
+void Conv2dOptions::validate() const {
+  if (in_channels < 1) throw std::invalid_argument(dim_error("in_channels", 1, in_channels));
+  if (out_channels < 1) throw std::invalid_argument(dim_error("out_channels", 1, out_channels));
+  if (kernel_h < 1) throw std::invalid_argument(dim_error("kernel_h", 1, kernel_h));
+  if (kernel_w < 1) throw std::invalid_argument(dim_error("kernel_w", 1, kernel_w));
+  if (stride < 1) throw std::invalid_argument(dim_error("stride", 1, stride));
+  if (padding < 0) throw std::invalid_argument(dim_error("padding", 0, padding));
+}
+
+Conv2d::Conv2d(const Conv2dOptions& options, core::Rng& init_rng)
+    : options_(options), product_(core::make_dense_product()) {
+  options_.validate();
+  const int64_t fan_in = options_.in_channels * options_.kernel_h * options_.kernel_w;
+  const float bound = 1.0f / std::sqrt(static_cast<float>(fan_in));
+  weight_ = Tensor::empty(
+      {options_.out_channels, options_.in_channels, options_.kernel_h, options_.kernel_w});
+  for (int64_t i = 0; i < weight_.numel(); ++i) weight_[i] = init_rng.uniform(-bound, bound);
+  register_parameter("weight", &weight_);
+  if (options_.bias) {
+    bias_ = Tensor::empty({options_.out_channels});
+    for (int64_t i = 0; i < bias_.numel(); ++i) bias_[i] = init_rng.uniform(-bound, bound);
+    register_parameter("bias", &bias_);
+  }
+}
+
+void Conv2d::set_product(std::shared_ptr<core::Product> product) {
+  if (!product) throw std::invalid_argument("conv2d: set_product needs a product, got null");
+  product_ = std::move(product);
+}
+
+Shape Conv2d::output_shape(const Shape& input) const {
+  const auto& o = options_;
+  const std::string expected = "[N, " + std::to_string(o.in_channels) + ", H, W]";
+  if (input.size() != 4 || input[1] != o.in_channels || input[0] < 1)
+    throw std::invalid_argument("conv2d: input " + core::shape_to_string(input) +
+                                " does not fit: expected " + expected);
+  if (input[2] + 2 * o.padding < o.kernel_h || input[3] + 2 * o.padding < o.kernel_w)
+    throw std::invalid_argument(
+        "conv2d: input " + core::shape_to_string(input) + " does not fit: expected " + expected +
+        " with H + 2*padding >= " + std::to_string(o.kernel_h) + " and W + 2*padding >= " +
+        std::to_string(o.kernel_w) + " (padding " + std::to_string(o.padding) + ")");
+  ConvGeometry g = geometry(input);
+  return {input[0], o.out_channels, g.out_h(), g.out_w()};
+}
+
+ConvGeometry Conv2d::geometry(const Shape& input) const {
+  ConvGeometry g;
+  g.channels = options_.in_channels;
+  g.height = input.size() == 4 ? input[2] : 0;
+  g.width = input.size() == 4 ? input[3] : 0;
+  g.kernel_h = options_.kernel_h;
+  g.kernel_w = options_.kernel_w;
+  g.stride_h = g.stride_w = options_.stride;
+  g.pad_h = g.pad_w = options_.padding;
+  return g;
+}
+
+int64_t Conv2d::forward_flops(const Shape& input) const {
+  Shape out = output_shape(input);
+  const int64_t k = options_.in_channels * options_.kernel_h * options_.kernel_w;
+  return 2 * core::shape_numel(out) * k;
+}
+
+Tensor Conv2d::forward(const Tensor& x) {
+  Shape out_shape = output_shape(x.shape());
+  const ConvGeometry g = geometry(x.shape());
+  const int64_t batch = out_shape[0], m_count = out_shape[1];
+  const int64_t pixels = g.out_h() * g.out_w(), k = g.patch_size();
+  const int64_t image_size = g.channels * g.height * g.width;
+
+  Tensor cols = reuse_or_allocate(cols_cache_, {batch * pixels, k});
+  const float* xd = x.data();
+  core::parallel_for(batch, [&](int64_t b, int64_t e) {
+    for (int64_t n = b; n < e; ++n) im2col(xd + n * image_size, g, cols.data() + n * pixels * k);
+  });
+
+  const bool grad = core::needs_grad({&x, &weight_, &bias_});
+  // Members are read here, not at construction: the arena rebinds them.
+  Tensor w_rows = weight_.detached().reshaped({m_count, k});
+  Tensor y_rows = scratch(kOutRows, {batch * pixels, m_count});
+  std::unique_ptr<core::ProductSaved> saved = product_->forward(cols, w_rows, y_rows, grad);
+  cols = Tensor();  // the product keeps what it needs
+
+  Tensor out = Tensor::empty(out_shape);
+  const float* bias = options_.bias ? bias_.data() : nullptr;
+  core::parallel_for(batch, [&](int64_t b, int64_t e) {
+    for (int64_t n = b; n < e; ++n)
+      rows_to_planes(y_rows.data() + n * pixels * m_count, pixels, m_count, bias,
+                     out.data() + n * m_count * pixels);
+  });
+
+  if (grad)
+    core::attach(out,
+                 std::make_shared<Conv2dNode>(g, batch, product_, std::move(saved), w_rows),
+                 {&x, &weight_, &bias_});
+  return out;
+}
+
+}  // namespace deja::layers

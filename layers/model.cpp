@@ -1,0 +1,103 @@
+#include "layers/model.h"
+
+#include <fmt/format.h>
+
+#include "layers/dropout.h"
+#include "layers/lstm.h"
+#include "layers/sequential.h"
+#include "reuse/reuse_product.h"
+
+namespace deja::layers {
+
+Model::Model(std::unique_ptr<Module> root, Shape input_shape, std::vector<ReuseLayer> reuse_layers)
+    : root_(std::move(root)),
+      input_shape_(std::move(input_shape)),
+      reuse_layers_(std::move(reuse_layers)) {
+  arena_.bind(root_->named_parameters());
+}
+
+void Model::apply_reuse(size_t i, const reuse::ReuseSettings& settings) {
+  Module& m = *reuse_layers_.at(i).module;
+  if (settings.enabled) {
+    if (auto* current = dynamic_cast<reuse::ReuseProduct*>(m.product())) {
+      current->set_settings(settings);
+      return;
+    }
+  }
+  m.set_product(reuse::make_product(settings));
+}
+
+std::vector<std::pair<std::string, core::Rng*>> Model::random_streams() {
+  std::vector<std::pair<std::string, core::Rng*>> streams;
+  for (auto& [name, module] : root_->named_modules())
+    if (auto* dropout = dynamic_cast<Dropout*>(module)) streams.push_back({name, &dropout->rng()});
+    else if (auto* lstm = dynamic_cast<Lstm*>(module)) streams.push_back({name, &lstm->dropout_rng()});
+  return streams;
+}
+
+namespace {
+
+int64_t count_parameters(Module& m) {
+  int64_t n = 0;
+  for (auto& p : m.named_parameters()) n += p.tensor->numel();
+  return n;
+}
+
+std::string format_count(int64_t n) {
+  if (n >= 10'000'000'000) return fmt::format("{:.1f}G", n / 1e9);
+  if (n >= 10'000'000) return fmt::format("{:.1f}M", n / 1e6);
+  if (n >= 10'000) return fmt::format("{:.1f}k", n / 1e3);
+  return std::to_string(n);
+}
+
+}  // namespace
+
+std::vector<LayerSummary> Model::summary(int64_t batch) const {
+  std::vector<LayerSummary> rows;
+  Shape shape = input_shape_;
+  shape.insert(shape.begin(), batch);
+  auto* seq = dynamic_cast<Sequential*>(root_.get());
+  if (!seq) {
+    LayerSummary s;
+    s.name = root_->type();
+    s.type = root_->type();
+    s.output = root_->output_shape(shape);
+    s.parameters = count_parameters(*root_);
+    s.flops = root_->forward_flops(shape);
+    if (root_->product()) s.product = root_->product()->describe();
+    rows.push_back(s);
+    return rows;
+  }
+  for (int64_t i = 0; i < seq->size(); ++i) {
+    Module& m = seq->at(i);
+    LayerSummary s;
+    s.name = seq->name_at(i);
+    s.type = m.type();
+    s.flops = m.forward_flops(shape);
+    shape = m.output_shape(shape);
+    s.output = shape;
+    s.parameters = count_parameters(m);
+    if (m.product()) s.product = m.product()->describe();
+    rows.push_back(s);
+  }
+  return rows;
+}
+
+std::string Model::summary_table(int64_t batch) const {
+  auto rows = summary(batch);
+  std::string out = fmt::format("{:<10} {:<12} {:<22} {:>10} {:>10}  {}\n", "layer", "type",
+                                "output", "params", "FLOPs", "product");
+  int64_t params = 0, flops = 0;
+  for (const auto& r : rows) {
+    out += fmt::format("{:<10} {:<12} {:<22} {:>10} {:>10}  {}\n", r.name, r.type,
+                       core::shape_to_string(r.output), format_count(r.parameters),
+                       format_count(r.flops), r.product);
+    params += r.parameters;
+    flops += r.flops;
+  }
+  out += fmt::format("{:<10} {:<12} {:<22} {:>10} {:>10}  (batch {}, forward)", "total", "", "",
+                     format_count(params), format_count(flops), batch);
+  return out;
+}
+
+}  // namespace deja::layers
