@@ -37,14 +37,14 @@ std::string ProgressLine::render(int64_t step, double loss, double accuracy, dou
       std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start_).count();
   double per_step = step > 0 ? epoch_elapsed / step : 0.0;
   double remaining_steps = static_cast<double>(steps_per_epoch_ - step) +
-                           static_cast<double>(epochs_ - epoch_) * steps_per_epoch_;
+                           static_cast<double>(epochs_ - epoch_ - 1) * steps_per_epoch_;
   std::string eta = step > 0 ? format_duration(per_step * remaining_steps) : "?";
   int width = 20;
   int filled = steps_per_epoch_ ? static_cast<int>(width * step / steps_per_epoch_) : width;
   std::string bar(filled, '=');
   if (filled < width) bar += '>' + std::string(width - filled - 1, ' ');
-  return fmt::format("epoch {}/{} [{}] {}/{} loss {:.4f} acc {:.3f} | {:.0f} img/s | {} | ETA {}{}",
-                     epoch_, epochs_, bar, step, steps_per_epoch_, loss, accuracy, images_per_s,
+  return fmt::format("epoch {}/{} [{}] {}/{} loss {:.4f} acc {:.3f} | {:.0f} {} | {} | ETA {}{}",
+                     epoch_ + 1, epochs_, bar, step, steps_per_epoch_, loss, accuracy, images_per_s, unit_,
                      format_duration(elapsed_s()), eta, extra.empty() ? "" : " | " + extra);
 }
 

@@ -15,10 +15,10 @@ std::string format_duration(double seconds);  // "1:02:03" or "2:03"
 class ProgressLine {
  public:
   ProgressLine(int64_t epochs, int64_t steps_per_epoch, bool quiet);
-  // `done_before` counts steps finished in earlier runs (resume), for the ETA.
   void start_epoch(int64_t epoch);
   void update(int64_t step_in_epoch, double loss, double accuracy, double images_per_s,
               const std::string& extra = "");
+  void set_unit(std::string unit) { unit_ = std::move(unit); }  // "img/s" by default
   void finish_epoch();  // ends the redrawn line
   double elapsed_s() const;
 
@@ -30,6 +30,7 @@ class ProgressLine {
   int64_t last_plain_decile_ = -1;
   std::chrono::steady_clock::time_point start_, epoch_start_, last_draw_;
   bool drawn_ = false;
+  std::string unit_ = "img/s";
 };
 
 }  // namespace deja::apps

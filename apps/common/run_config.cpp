@@ -16,6 +16,7 @@ RunConfig parse_run_config(const core::Json& raw, const std::string& source) {
       throw std::invalid_argument(where + ": missing required section '" + required + "'");
   RunConfig c;
   c.raw = raw;
+  c.source = source;
   c.description = core::read_string(raw, "description", "", where);
   int64_t seed = core::read_int(raw, "seed", 1, where);
   if (seed < 0) throw std::invalid_argument(where + ": seed must be >= 0, got " + std::to_string(seed));

@@ -14,6 +14,7 @@ namespace deja::apps {
 
 struct RunConfig {
   core::Json raw;  // the fully resolved config (file + --set overrides + CLI flags)
+  std::string source;  // where it came from (file path), the prefix of its errors
   std::string description;
   uint64_t seed = 1;
   int64_t epochs = 1;
