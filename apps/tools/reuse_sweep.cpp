@@ -1,0 +1,150 @@
+// reuse_sweep: error against remaining ratio per hash family, per conv layer,
+// on real activations. Builds the model of a run config (default
+// configs/cifarnet.json), runs one training batch forward with recording
+// products that keep each conv layer's X (im2col rows) and W, then for each
+// family x (L, H, width) grid point runs the reuse product on that X and W
+// with a random dY and writes one CSV row: family,layer,L,H,width,r_c,
+// err_y,err_dw,err_dx. Limits: the weights are those of the config's seed
+// (freshly initialised unless --checkpoint-free weights are loaded by a
+// future option), so activations are those of an untrained network.
+#include <cxxopts.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <vector>
+
+#include "core/autograd.h"
+#include "core/json_util.h"
+#include "core/parallel.h"
+#include "core/rng.h"
+#include "data/loader.h"
+#include "data/pipeline.h"
+#include "layers/builder.h"
+#include "reuse/compare.h"
+#include "reuse/reuse_product.h"
+
+using namespace deja;
+using core::Tensor;
+
+namespace {
+
+// Delegates to the dense product and keeps a copy of the last X and W.
+class RecordingProduct final : public core::Product {
+ public:
+  std::string describe() const override { return "recording(dense)"; }
+  std::unique_ptr<core::ProductSaved> forward(const Tensor& x, const Tensor& w, Tensor& y,
+                                              bool for_backward) override {
+    x_ = x.clone();
+    w_ = w.clone();
+    return dense_->forward(x, w, y, for_backward);
+  }
+  void backward(core::ProductSaved& saved, const Tensor& dy, const Tensor& w, float* dw, float* dx,
+                float dx_beta) override {
+    dense_->backward(saved, dy, w, dw, dx, dx_beta);
+  }
+  const Tensor& x() const { return x_; }
+  const Tensor& w() const { return w_; }
+
+ private:
+  std::shared_ptr<core::Product> dense_ = core::make_dense_product();
+  Tensor x_, w_;
+};
+
+struct GridPoint {
+  std::string family;
+  int64_t l, h;
+  double width;
+};
+
+std::vector<GridPoint> grid() {
+  std::vector<GridPoint> g;
+  for (int64_t l : {10, 20}) {
+    for (int64_t h : {4, 8, 12, 16, 20, 24}) g.push_back({"sign", l, h, 0.0});
+    for (double w : {0.125, 0.25, 0.5, 1.0, 2.0}) g.push_back({"qproj", l, 8, w});
+    for (double w : {0.25, 0.5, 1.0}) g.push_back({"qproj", l, 4, w});
+    for (int64_t h : {4, 8, 16})
+      for (double w : {0.5, 1.0, 2.0}) g.push_back({"signnorm", l, h, w});
+  }
+  return g;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  cxxopts::Options opts("reuse_sweep", "reuse error against r_c per hash family on real activations");
+  opts.add_options()("config", "run config", cxxopts::value<std::string>()->default_value("configs/cifarnet.json"))(
+      "out", "CSV path", cxxopts::value<std::string>()->default_value("reuse_sweep.csv"))(
+      "threads", "threads", cxxopts::value<int>()->default_value("2"))("h,help", "help");
+  auto a = opts.parse(argc, argv);
+  if (a.count("help")) {
+    std::puts(opts.help().c_str());
+    return 0;
+  }
+  try {
+    core::set_num_threads(a["threads"].as<int>());
+    const core::Json cfg = core::load_json_file(a["config"].as<std::string>());
+    const uint64_t seed = cfg.value("seed", 1);
+    auto model = layers::build_model(cfg.at("model"), seed);
+    auto pipeline = data::make_data_pipeline(cfg.at("data"), seed);
+    data::Loader loader(pipeline.train, pipeline.train_transform, pipeline.train_options);
+    loader.start_epoch(0);
+    data::Batch batch;
+    if (!loader.next(batch)) throw std::runtime_error("the training set gave no batch");
+
+    std::vector<std::pair<std::string, std::shared_ptr<RecordingProduct>>> recorders;
+    for (auto& layer : model->reuse_layers()) {
+      if (layer.module->type() != "conv2d") continue;
+      auto rec = std::make_shared<RecordingProduct>();
+      layer.module->set_product(rec);
+      recorders.emplace_back(layer.name, rec);
+    }
+    model->eval();
+    {
+      core::NoGradGuard no_grad;
+      model->forward(batch.images);
+    }
+    std::ofstream out(a["out"].as<std::string>());
+    out << "family,layer,L,H,width,r_c,err_y,err_dw,err_dx\n";
+    for (auto& [name, rec] : recorders) {
+      const Tensor& x = rec->x();
+      const Tensor& w = rec->w();
+      std::fprintf(stderr, "%s: X [%lld, %lld], W [%lld, %lld]\n", name.c_str(),
+                   (long long)x.size(0), (long long)x.size(1), (long long)w.size(0),
+                   (long long)w.size(1));
+      core::Rng rng(seed, 77);
+      Tensor dy = Tensor::empty({x.size(0), w.size(0)});
+      for (int64_t i = 0; i < dy.numel(); ++i) dy[i] = rng.normal();
+      // Wall time of one dense forward+backward (dW and dX), for the log.
+      auto dense = core::make_dense_product();
+      reuse::compare_to_dense(*dense, x, w, dy);
+      const double dense_ms = (dense->stats().forward_s + dense->stats().backward_s) * 1e3;
+      for (const auto& p : grid()) {
+        if (p.l > x.size(1)) continue;
+        reuse::ReuseSettings s;
+        s.enabled = true;
+        s.hash = p.family;
+        s.L = p.l;
+        s.H = p.h;
+        s.width = p.width;
+        s.seed = seed;
+        reuse::ReuseProduct product(s);
+        auto e = reuse::compare_to_dense(product, x, w, dy);
+        out << p.family << ',' << name << ',' << p.l << ',' << p.h << ',' << p.width << ','
+            << e.remaining_ratio << ',' << e.err_y << ',' << e.err_dw << ',' << e.err_dx << '\n';
+        const auto& st = product.stats();
+        std::fprintf(stderr,
+                     "  %-8s L=%2lld H=%2lld w=%5.3f  r_c %.4f  err_y %.3f err_dw %.3f err_dx %.3f"
+                     "  fwd+bwd ms: dense %.1f reuse %.1f (hash %.1f cluster %.1f products %.1f "
+                     "scatter %.1f)\n",
+                     p.family.c_str(), (long long)p.l, (long long)p.h, p.width, e.remaining_ratio,
+                     e.err_y, e.err_dw, e.err_dx, dense_ms, (st.forward_s + st.backward_s) * 1e3,
+                     st.hash_s * 1e3, st.cluster_s * 1e3, st.gemm_s * 1e3, st.scatter_s * 1e3);
+      }
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "reuse_sweep: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
