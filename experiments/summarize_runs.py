@@ -60,8 +60,8 @@ class Run:
         return float(self.epochs[-1]["test_accuracy"])
 
     def epoch_count(self):
-        last = self.epochs[-1].get("epoch")
-        return int(last) + 1 if isinstance(last, int) else len(self.epochs)
+        last = self.epochs[-1].get("epoch")  # 1-based: the number of epochs completed
+        return int(last) if isinstance(last, int) else len(self.epochs)
 
     def mean_rc(self):
         """{layer: mean r_c over epochs on a reuse rung}, layers in first-seen order."""

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(g++ cmake make pkg-config libopenblas-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
-          libcxxopts-dev doctest-dev libstb-dev zlib1g-dev dataset-fashion-mnist)
+          libcxxopts-dev doctest-dev libstb-dev zlib1g-dev dataset-fashion-mnist gnuplot-nox)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -84,12 +84,13 @@ void Trainer::resume(const Checkpoint& ckpt) {
 }
 
 void Trainer::apply_schedule_events(const std::vector<reuse::ScheduleEvent>& events) {
+  if (!events.empty()) harvest_product_stats();
   for (const auto& e : events) {
     for (size_t i = 0; i < scheduler_->layer_count(); ++i)
       if (scheduler_->layer_name(i) == e.layer) model_->apply_reuse(i, scheduler_->current(i));
     spdlog::info("reuse schedule: {} rung {} -> {} ({}) at epoch {} step {}: {}", e.layer, e.rung_from,
                  e.rung_to, e.reason, e.epoch + 1, e.step, e.settings);
-    metrics_->append({{"kind", "reuse_event"}, {"epoch", e.epoch}, {"step", e.step}, {"layer", e.layer},
+    metrics_->append({{"kind", "reuse_event"}, {"epoch", e.epoch + 1}, {"step", e.step}, {"layer", e.layer},
                       {"from", e.rung_from}, {"to", e.rung_to}, {"reason", e.reason},
                       {"settings", e.settings}});
   }
@@ -127,24 +128,55 @@ void Trainer::calibrate_schedule() {
 }
 
 void Trainer::reset_product_stats() {
+  epoch_stats_.assign(model_->reuse_layers().size(), LayerEpochStats());
   for (auto& l : model_->reuse_layers())
     if (auto* p = l.module->product()) p->reset_stats();
 }
 
-core::Json Trainer::reuse_report() const {
-  core::Json r = core::Json::object();
-  for (auto& l : model_->reuse_layers()) {
-    core::Product* p = l.module->product();
+void Trainer::harvest_product_stats() {
+  auto& layers = model_->reuse_layers();
+  if (epoch_stats_.size() != layers.size()) epoch_stats_.assign(layers.size(), LayerEpochStats());
+  for (size_t i = 0; i < layers.size(); ++i) {
+    core::Product* p = layers[i].module->product();
     if (!p) continue;
     const auto& s = p->stats();
-    r[l.name] = {{"settings", p->describe()},
-                 {"r_c", p->is_reuse() ? s.mean_remaining_ratio() : 1.0},
-                 {"hash_s", s.hash_s},
-                 {"cluster_s", s.cluster_s},
-                 {"gemm_s", s.gemm_s},
-                 {"scatter_s", s.scatter_s},
-                 {"forward_s", s.forward_s},
-                 {"backward_s", s.backward_s}};
+    auto& acc = epoch_stats_[i];
+    if (s.forward_calls > 0) {
+      acc.calls += s.forward_calls;
+      if (p->is_reuse()) {
+        acc.reuse_calls += s.forward_calls;
+        acc.rc_sum += s.remaining_ratio_sum;
+      }
+      acc.hash_s += s.hash_s;
+      acc.cluster_s += s.cluster_s;
+      acc.gemm_s += s.gemm_s;
+      acc.scatter_s += s.scatter_s;
+      acc.forward_s += s.forward_s;
+      acc.backward_s += s.backward_s;
+      std::string d = p->describe();
+      if (acc.settings.size() < d.size() || acc.settings.compare(acc.settings.size() - d.size(), d.size(), d) != 0)
+        acc.settings += (acc.settings.empty() ? "" : " -> ") + d;
+    }
+    p->reset_stats();
+  }
+}
+
+// r_c is the mean over the epoch's reuse forwards (1 when the layer ran dense
+// all epoch); "settings" lists what the layer ran with, in order.
+core::Json Trainer::reuse_report() const {
+  core::Json r = core::Json::object();
+  const auto& layers = model_->reuse_layers();
+  for (size_t i = 0; i < layers.size() && i < epoch_stats_.size(); ++i) {
+    const auto& a = epoch_stats_[i];
+    r[layers[i].name] = {{"settings", a.settings.empty() ? "dense" : a.settings},
+                         {"r_c", a.reuse_calls ? a.rc_sum / static_cast<double>(a.reuse_calls) : 1.0},
+                         {"reuse_fraction", a.calls ? static_cast<double>(a.reuse_calls) / a.calls : 0.0},
+                         {"hash_s", a.hash_s},
+                         {"cluster_s", a.cluster_s},
+                         {"gemm_s", a.gemm_s},
+                         {"scatter_s", a.scatter_s},
+                         {"forward_s", a.forward_s},
+                         {"backward_s", a.backward_s}};
   }
   return r;
 }
@@ -227,6 +259,7 @@ TrainSummary Trainer::run() {
     train_result.items = items_sum;
     train_result.loss = items_sum ? loss_sum / static_cast<double>(items_sum) : 0.0;
     train_result.accuracy = items_sum ? static_cast<double>(correct_sum) / static_cast<double>(items_sum) : 0.0;
+    harvest_product_stats();
     core::Json reuse = reuse_report();
     EvalResult test = task_->evaluate(*model_);
     lr_schedule_->on_epoch_end(epoch, test.loss);

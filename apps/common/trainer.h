@@ -52,8 +52,17 @@ class Trainer {
  private:
   void apply_schedule_events(const std::vector<reuse::ScheduleEvent>& events);
   void calibrate_schedule();
+  // Per-layer product statistics of the current epoch, harvested whenever a
+  // layer's product is replaced so a rung change mid-epoch loses nothing.
+  struct LayerEpochStats {
+    int64_t reuse_calls = 0, calls = 0;
+    double rc_sum = 0, hash_s = 0, cluster_s = 0, gemm_s = 0, scatter_s = 0, forward_s = 0, backward_s = 0;
+    std::string settings;  // the settings it ran with, in order ("reuse(...) -> dense")
+  };
+  void harvest_product_stats();
   core::Json reuse_report() const;
   void reset_product_stats();
+  std::vector<LayerEpochStats> epoch_stats_;
 
   RunConfig config_;
   std::string out_dir_;
