@@ -21,7 +21,7 @@ namespace deja::reuse {
 
 namespace {
 
-constexpr int64_t kGroupFloats = int64_t{1} << 19;  // per-cluster products per group (see perf-notes)
+constexpr int64_t kGroupFloats = int64_t{1} << 17;  // 512 KB of per-cluster products per group: fits L2
 
 struct ReuseSaved final : core::ProductSaved {
   Clustering clustering;

@@ -4,6 +4,7 @@
 // fraction of sub-vectors is exactly zero (as after ReLU). Default shape is
 // CifarNet conv2 at batch 128 (N = 32768, K = 1600, M = 64).
 // Run with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE` for full-speed GEMMs.
+// L and H are given as -L 20 -H 8 (cxxopts takes one-letter names as short options).
 #include <cxxopts.hpp>
 
 #include <cmath>

@@ -4,9 +4,9 @@
 // products that keep each conv layer's X (im2col rows) and W, then for each
 // family x (L, H, width) grid point runs the reuse product on that X and W
 // with a random dY and writes one CSV row: family,layer,L,H,width,r_c,
-// err_y,err_dw,err_dx. Limits: the weights are those of the config's seed
-// (freshly initialised unless --checkpoint-free weights are loaded by a
-// future option), so activations are those of an untrained network.
+// err_y,err_dw,err_dx; the log (stderr) adds ms per phase. Limits: the weights
+// are freshly initialised from the config's seed (no checkpoint loading yet), so
+// the activations are those of an untrained network.
 #include <cxxopts.hpp>
 
 #include <cstdio>
