@@ -3,7 +3,7 @@
 // one JSON object). Run with --help.
 #include <spdlog/spdlog.h>
 
-#include <cxxopts.hpp>
+#include "apps/common/cli.h"
 #include <algorithm>
 #include <cmath>
 #include <iostream>

@@ -2,7 +2,7 @@
 // validation, metrics.jsonl and resumable checkpoints. Run with --help.
 #include <spdlog/spdlog.h>
 
-#include <cxxopts.hpp>
+#include "apps/common/cli.h"
 #include <filesystem>
 #include <fstream>
 #include <iostream>

@@ -41,7 +41,11 @@ Shape model_input_shape(const core::Json& model_cfg, const std::string& where) {
 
 std::unique_ptr<Model> build_model(const core::Json& model_cfg, uint64_t seed,
                                    const std::string& where) {
-  core::reject_unknown_keys(model_cfg, {"input", "layers", "reuse", "type"}, where);
+  core::reject_unknown_keys(model_cfg, {"input", "layers", "reuse", "type", "init"}, where);
+  const std::string init = core::read_string(model_cfg, "init", "default", where);
+  if (init != "default" && init != "kaiming_normal")
+    throw std::invalid_argument(where + ": key 'init' must be \"default\" or \"kaiming_normal\", got \"" + init +
+                                "\"");
   std::string model_type = core::read_string(model_cfg, "type", "sequential", where);
   if (model_type != "sequential")
     throw std::invalid_argument(where + ": key 'type' must be \"sequential\" for an image model, got \"" +
@@ -92,7 +96,7 @@ std::unique_ptr<Model> build_model(const core::Json& model_cfg, uint64_t seed,
       throw std::invalid_argument(at + ": duplicate layer name '" + name + "'");
     const std::string at_named = at + " (" + name + ")";
 
-    LayerContext ctx{&init_rng, seed, static_cast<int64_t>(i), at_named};
+    LayerContext ctx{&init_rng, seed, static_cast<int64_t>(i), at_named, init};
     std::unique_ptr<Module> module = lt->make(spec, shape, ctx);
     Shape batched = shape;
     batched.insert(batched.begin(), 1);

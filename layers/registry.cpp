@@ -3,6 +3,7 @@
 // and key), then lets the options struct validate itself.
 #include "layers/registry.h"
 
+#include <cmath>
 #include <stdexcept>
 
 #include "layers/batchnorm.h"
@@ -47,7 +48,17 @@ std::unique_ptr<Module> make_conv2d(const core::Json& spec, const Shape& input, 
   o.padding = core::read_int(spec, "padding", 0, ctx.where);
   o.bias = core::read_bool(spec, "bias", true, ctx.where);
   validate_at(o, ctx.where);
-  return std::make_unique<Conv2d>(o, *ctx.init_rng);
+  auto conv = std::make_unique<Conv2d>(o, *ctx.init_rng);
+  if (ctx.init == "kaiming_normal") {
+    // He et al. (fan_out, ReLU gain), as torchvision's VGG: deep plain conv
+    // stacks do not train from PyTorch's default uniform init, whose variance
+    // shrinks the signal ~6x per layer.
+    const float stddev = std::sqrt(2.0f / static_cast<float>(o.out_channels * o.kernel_h * o.kernel_w));
+    Tensor& w = conv->weight();
+    for (int64_t i = 0; i < w.numel(); ++i) w[i] = ctx.init_rng->normal(0.0f, stddev);
+    if (o.bias) conv->bias().fill(0.0f);
+  }
+  return conv;
 }
 
 std::unique_ptr<Module> make_linear(const core::Json& spec, const Shape& input, LayerContext& ctx) {

@@ -20,6 +20,7 @@ struct LayerContext {
   uint64_t seed = 0;              // run seed (dropout streams derive from it)
   int64_t index = 0;              // position in the config's layer list
   std::string where;              // "model.layers[3]": prefix of every error
+  std::string init = "default";   // model-wide weight init: "default" (PyTorch's) | "kaiming_normal"
 };
 
 struct LayerType {

@@ -191,8 +191,8 @@ TEST_CASE("train: bad input gets one clear error and exit status 2 before traini
 
 TEST_CASE("train: --set overrides reach the run, and the resolved config is logged") {
   ScratchDir dir("overrides");
-  RunResult r = train("--config " + kSmoke + " --epochs 1 --set optimizer.lr=0.02 --set data.batch_size=64 --out " +
-                      dir.str());
+  RunResult r = train("--config " + kSmoke + " --epochs 1 --set optimizer.lr=0.02 --set data.batch_size=64 " +
+                      "--set 'data.normalize={\"mean\": [0.1], \"std\": [2.0]}' --out " + dir.str());
   REQUIRE_MESSAGE(r.status == 0, r.output);
   auto e = read_metrics(dir / "metrics.jsonl");
   REQUIRE(e.size() == 1);
@@ -200,6 +200,7 @@ TEST_CASE("train: --set overrides reach the run, and the resolved config is logg
   CHECK(e[0]["step"].get<int64_t>() == 8);  // 512 / 64
   apps::Checkpoint c = apps::open_checkpoint(dir.str());
   CHECK(c.config["optimizer"]["lr"].get<double>() == doctest::Approx(0.02));
+  CHECK(c.config["data"]["normalize"]["std"][0].get<double>() == doctest::Approx(2.0));  // a value with commas
   CHECK(read_text(dir / "train.log").find("\"batch_size\": 64") != std::string::npos);
 }
 
