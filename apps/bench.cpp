@@ -4,7 +4,9 @@
 // (forward, dW, dX) and measures r_c and the relative errors of Y, dW and dX
 // against the dense product on the same rows. --step-only times whole
 // training steps (forward + backward + optimizer), the figure compared with
-// PyTorch. Prints a table, or one JSON object with --json. Run with --help.
+// PyTorch. Language-model configs: the whole model and the LSTM per training
+// window, and each LSTM layer's input projection as a product (see
+// bench_language_model). Prints a table, or one JSON object with --json.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -13,6 +15,7 @@
 #include <iostream>
 
 #include "apps/common/image_task.h"
+#include "apps/common/lm_task.h"
 #include "apps/common/logging.h"
 #include "apps/common/recording_product.h"
 #include "apps/common/trainer.h"
@@ -20,6 +23,7 @@
 #include "core/blas.h"
 #include "core/parallel.h"
 #include "core/stopwatch.h"
+#include "layers/language_model.h"
 #include "layers/sequential.h"
 #include "reuse/compare.h"
 #include "reuse/settings.h"
@@ -95,6 +99,138 @@ ProductTiming time_product(core::Product& p, const core::Tensor& x, const core::
   t.dw_ms = median_ms(repeats, [&] { p.backward(*saved, dy, w, dw.data(), nullptr, 0.0f); });
   t.dx_ms = median_ms(repeats, [&] { p.backward(*saved, dy, w, nullptr, dx.data(), 0.0f); });
   return t;
+}
+
+// Language models: per training window, the whole model (forward = embedding
+// to loss, backward) and the LSTM module alone (all its layers, state carried
+// between windows as in training), dense and, when any LSTM layer has reuse
+// configured, with reuse; then each LSTM layer's input projection as a product
+// on the rows it really saw (recorded X, W, dY): dense vs reuse times, r_c and
+// the errors against dense. Rows: "model", "rnn", "rnn.l0", "rnn.l1", ...
+core::Json bench_language_model(layers::Model& model, apps::LmTask& task, int repeats) {
+  auto& lm = dynamic_cast<layers::LanguageModel&>(model.root());
+  layers::Lstm& lstm = lm.lstm();
+  auto& reuse_layers = model.reuse_layers();
+  bool any_reuse = false;
+  for (const auto& rl : reuse_layers) any_reuse = any_reuse || rl.base.enabled;
+
+  auto time_window = [&](LayerTiming& t) {
+    std::vector<double> fwd, bwd;
+    for (int r = 0; r < repeats + 1; ++r) {
+      model.parameters().zero_grad();
+      int64_t correct = 0, items = 0;
+      core::Stopwatch w;
+      core::Tensor loss = task.forward_loss(model, &correct, &items);
+      const double f = w.seconds() * 1e3;
+      core::Stopwatch wb;
+      core::backward(loss);
+      if (r == 0) continue;  // warm-up
+      fwd.push_back(f);
+      bwd.push_back(wb.seconds() * 1e3);
+    }
+    t.forward_ms = core::median(fwd);
+    t.backward_ms = core::median(bwd);
+    model.parameters().zero_grad();
+  };
+  core::Tensor embedded;
+  {
+    core::NoGradGuard ng;
+    embedded = lm.embedding().forward(task.inputs()).detached();
+  }
+  const core::Shape lstm_in = embedded.shape();
+  auto mean_rc = [&] {
+    double sum = 0;
+    int n = 0;
+    for (core::Product* p : lstm.products())
+      if (p->is_reuse()) sum += p->stats().mean_remaining_ratio(), ++n;
+    return n ? sum / n : 1.0;
+  };
+  auto set_reuse = [&](core::Json& row, const LayerTiming& d, const LayerTiming* r, double rc) {
+    row["dense_forward_ms"] = d.forward_ms;
+    row["dense_backward_ms"] = d.backward_ms;
+    row["dense_ms"] = d.forward_ms + d.backward_ms;
+    row["reuse"] = r != nullptr;
+    if (r) {
+      row["reuse_forward_ms"] = r->forward_ms;
+      row["reuse_backward_ms"] = r->backward_ms;
+      row["reuse_ms"] = r->forward_ms + r->backward_ms;
+      row["speedup"] = row["dense_ms"].get<double>() / row["reuse_ms"].get<double>();
+      row["r_c"] = rc;
+    } else {
+      row["reuse_ms"] = row["dense_ms"];
+      row["r_c"] = 1.0;
+    }
+  };
+
+  // Dense, recording each layer's product rows.
+  std::vector<std::shared_ptr<apps::RecordingProduct>> recorders;
+  for (auto& rl : reuse_layers) {
+    recorders.push_back(std::make_shared<apps::RecordingProduct>(core::make_dense_product()));
+    rl.module->set_product(recorders.back());
+  }
+  LayerTiming model_dense, lstm_dense, model_reuse, lstm_reuse;
+  time_window(model_dense);
+  lstm_dense = time_layer(lstm, embedded, true, repeats, 2000);
+  double model_rc = 1.0, lstm_rc = 1.0;
+  if (any_reuse) {
+    for (size_t k = 0; k < reuse_layers.size(); ++k) {
+      reuse_layers[k].module->set_product(core::make_dense_product());
+      model.apply_reuse(k, reuse_layers[k].base);
+    }
+    for (core::Product* p : lstm.products()) p->reset_stats();
+    time_window(model_reuse);
+    model_rc = mean_rc();
+    for (core::Product* p : lstm.products()) p->reset_stats();
+    lstm_reuse = time_layer(lstm, embedded, true, repeats, 2000);
+    lstm_rc = mean_rc();
+  }
+  core::Json rows = core::Json::array();
+  core::Json model_row = {{"name", "model"}, {"type", lm.type()}, {"input", task.inputs().shape()},
+                          {"output", lm.output_shape(task.inputs().shape())}};
+  set_reuse(model_row, model_dense, any_reuse ? &model_reuse : nullptr, model_rc);
+  rows.push_back(model_row);
+  core::Json lstm_row = {{"name", "rnn"}, {"type", lstm.type()}, {"input", lstm_in},
+                         {"output", lstm.output_shape(lstm_in)}};
+  set_reuse(lstm_row, lstm_dense, any_reuse ? &lstm_reuse : nullptr, lstm_rc);
+  rows.push_back(lstm_row);
+
+  // Each layer's input projection alone, on its recorded rows.
+  for (size_t k = 0; k < reuse_layers.size(); ++k) {
+    const core::Tensor px = recorders[k]->last_x(), pw = recorders[k]->last_w(), pdy = recorders[k]->last_dy();
+    const reuse::ReuseSettings& s = reuse_layers[k].base;
+    core::Json row = {{"name", reuse_layers[k].name}, {"type", "in_proj"}, {"input", px.shape()},
+                      {"output", core::Shape{px.size(0), pw.size(0)}}, {"L", s.L}, {"H", s.H}, {"hash", s.hash}};
+    auto dense_product = core::make_dense_product();
+    ProductTiming pd = time_product(*dense_product, px, pw, pdy, repeats);
+    row["dense_product_ms"] = {{"forward", pd.forward_ms}, {"dw", pd.dw_ms}, {"dx", pd.dx_ms}};
+    LayerTiming d{pd.forward_ms, pd.dw_ms + pd.dx_ms};
+    if (s.enabled) {
+      auto product = reuse::make_product(s);
+      reuse::ProductErrors e = reuse::compare_to_dense(*product, px, pw, pdy);
+      product->reset_stats();
+      ProductTiming pr = time_product(*product, px, pw, pdy, repeats);
+      const auto& st = product->stats();
+      const double calls = static_cast<double>(std::max<int64_t>(1, st.forward_calls));
+      row["reuse_product_ms"] = {{"forward", pr.forward_ms}, {"dw", pr.dw_ms}, {"dx", pr.dx_ms}};
+      LayerTiming r{pr.forward_ms, pr.dw_ms + pr.dx_ms};
+      set_reuse(row, d, &r, e.remaining_ratio);
+      row["err_y"] = e.err_y;
+      row["err_dw"] = e.err_dw;
+      row["err_dx"] = e.err_dx;
+      row["overhead_ms"] = {{"hash", st.hash_s * 1e3 / calls}, {"cluster", st.cluster_s * 1e3 / calls},
+                            {"scatter", st.scatter_s * 1e3 / calls}, {"gemm", st.gemm_s * 1e3 / calls}};
+    } else {
+      set_reuse(row, d, nullptr, 1.0);
+      row["err_y"] = row["err_dw"] = row["err_dx"] = 0.0;
+    }
+    rows.push_back(row);
+  }
+  // Back to the configured products.
+  for (size_t k = 0; k < reuse_layers.size(); ++k) {
+    reuse_layers[k].module->set_product(core::make_dense_product());
+    model.apply_reuse(k, reuse_layers[k].base);
+  }
+  return rows;
 }
 
 int run(int argc, char** argv) {
@@ -242,9 +378,20 @@ int run(int argc, char** argv) {
       model.parameters().zero_grad();
     }
   }
+  auto* lm_task = dynamic_cast<apps::LmTask*>(tm.task.get());
+  if (lm_task) rows = bench_language_model(model, *lm_task, repeats);
   out["layers"] = rows;
   double dense_total = 0, reuse_total = 0, dense_reuse_layers = 0, reuse_reuse_layers = 0;
-  for (const auto& r : rows) {
+  if (lm_task) {
+    // Rows nest (model > rnn > its layers): the model row is the total, the rnn row the reuse layers.
+    dense_total = rows[0]["dense_ms"].get<double>();
+    reuse_total = rows[0]["reuse_ms"].get<double>();
+    if (rows[1]["reuse"].get<bool>()) {
+      dense_reuse_layers = rows[1]["dense_ms"].get<double>();
+      reuse_reuse_layers = rows[1]["reuse_ms"].get<double>();
+    }
+  }
+  for (const auto& r : lm_task ? core::Json::array() : rows) {
     dense_total += r["dense_ms"].get<double>();
     reuse_total += r.value("reuse_ms", r["dense_ms"].get<double>());
     if (r.value("reuse", false)) {
@@ -269,6 +416,9 @@ int run(int argc, char** argv) {
   std::cout << fmt::format("{:<10} {:<10} {:>9} {:>9} {:>9} {:>9} {:>8} {:>6} {:>7} {:>7} {:>7}  {}\n", "layer",
                            "type", "dense fw", "dense bw", "reuse fw", "reuse bw", "speedup", "r_c", "err_y",
                            "err_dw", "err_dx", "reuse settings");
+  auto number = [](const core::Json& r, const char* key, const char* format) {
+    return r.contains(key) ? fmt::format(fmt::runtime(format), r[key].get<double>()) : std::string("-");
+  };
   for (const auto& r : rows) {
     bool reused = r.value("reuse", false);
     std::cout << fmt::format(
@@ -279,11 +429,11 @@ int run(int argc, char** argv) {
         reused ? fmt::format("{:.2f}", r["reuse_backward_ms"].get<double>()) : "-",
         reused ? fmt::format("{:.2f}x", r["speedup"].get<double>()) : "-",
         reused ? fmt::format("{:.3f}", r["r_c"].get<double>()) : "-",
-        reused ? fmt::format("{:.3f}", r["err_y"].get<double>()) : "-",
-        reused ? fmt::format("{:.3f}", r["err_dw"].get<double>()) : "-",
-        reused ? fmt::format("{:.3f}", r["err_dx"].get<double>()) : "-",
-        reused ? fmt::format("{} L={} H={}", r["hash"].get<std::string>(), r["L"].get<int64_t>(), r["H"].get<int64_t>())
-               : "");
+        reused ? number(r, "err_y", "{:.3f}") : "-", reused ? number(r, "err_dw", "{:.3f}") : "-",
+        reused ? number(r, "err_dx", "{:.3f}") : "-",
+        reused && r.contains("hash")
+            ? fmt::format("{} L={} H={}", r["hash"].get<std::string>(), r["L"].get<int64_t>(), r["H"].get<int64_t>())
+            : "");
   }
   std::cout << fmt::format("layers total: dense {:.1f} ms, as configured {:.1f} ms; training step {:.1f} ms\n",
                            dense_total, reuse_total, out["step_ms"].get<double>());

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "layers/dropout.h"
 #include "layers/lstm.h"
 #include "layers/sequential.h"
@@ -16,8 +18,34 @@ Model::Model(std::unique_ptr<Module> root, Shape input_shape, std::vector<ReuseL
   arena_.bind(root_->named_parameters());
 }
 
+namespace {
+
+// An LSTM's layers have different input widths (embedding, then hidden), so
+// one shared ReuseProduct would rebuild its hash matrices on every call and
+// merge the layers' statistics: each layer gets its own product, seeded
+// seed + k so their hash matrices differ. A product already owned by one
+// layer alone only switches settings (keeping its hash matrices).
+void apply_lstm_reuse(Lstm& lstm, const reuse::ReuseSettings& settings) {
+  const std::vector<core::Product*> current = lstm.products();
+  for (int64_t k = 0; k < static_cast<int64_t>(current.size()); ++k) {
+    reuse::ReuseSettings s = settings;
+    s.seed = settings.seed + static_cast<uint64_t>(k);
+    core::Product* p = current[static_cast<size_t>(k)];
+    const bool shared = std::count(current.begin(), current.end(), p) > 1;
+    auto* reuse_product = dynamic_cast<reuse::ReuseProduct*>(p);
+    if (s.enabled && reuse_product && !shared) reuse_product->set_settings(s);
+    else lstm.set_layer_product(k, reuse::make_product(s));
+  }
+}
+
+}  // namespace
+
 void Model::apply_reuse(size_t i, const reuse::ReuseSettings& settings) {
   Module& m = *reuse_layers_.at(i).module;
+  if (auto* lstm = dynamic_cast<Lstm*>(&m)) {
+    apply_lstm_reuse(*lstm, settings);
+    return;
+  }
   if (settings.enabled) {
     if (auto* current = dynamic_cast<reuse::ReuseProduct*>(m.product())) {
       current->set_settings(settings);

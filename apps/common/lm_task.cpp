@@ -6,6 +6,7 @@
 #include "core/autograd.h"
 #include "core/stopwatch.h"
 #include "layers/cross_entropy.h"
+#include "reuse/settings.h"
 
 namespace deja::apps {
 namespace {
@@ -15,6 +16,29 @@ layers::LanguageModel& as_language_model(layers::Model& model) {
   return *lm;
 }
 }  // namespace
+
+// The trainer, calibration and bench see reuse layers as modules with one
+// product each; an LSTM has one product per layer, so each layer is exposed
+// through this handle (never part of the module tree, never run forward).
+class LstmLayerSlot final : public layers::Module {
+ public:
+  LstmLayerSlot(layers::Lstm& lstm, int64_t layer) : lstm_(lstm), layer_(layer) {}
+  std::string type() const override { return "lstm_layer"; }
+  core::Tensor forward(const core::Tensor&) override {
+    throw std::logic_error("lstm_layer: a product handle, run the language model instead");
+  }
+  core::Shape output_shape(const core::Shape& input) const override { return input; }
+  core::Product* product() override { return lstm_.products().at(static_cast<size_t>(layer_)); }
+  void set_product(std::shared_ptr<core::Product> product) override {
+    lstm_.set_layer_product(layer_, std::move(product));
+  }
+
+ private:
+  layers::Lstm& lstm_;
+  int64_t layer_;
+};
+
+LmTask::~LmTask() = default;
 
 LmTask::LmTask(const core::Json& cfg, uint64_t) {
   const std::string where = "data";
@@ -48,10 +72,18 @@ std::unique_ptr<layers::Model> LmTask::build_model(const core::Json& model_cfg, 
   auto lm = std::make_unique<layers::LanguageModel>(options, seed);
   reuse::ReuseSettings settings;
   if (model_cfg.contains("reuse")) settings = reuse::settings_from_json(model_cfg["reuse"], settings, "model.reuse");
-  settings.seed = seed * 0x9E3779B97F4A7C15ULL + 1;
-  if (settings.enabled) lm->lstm().set_product(reuse::make_product(settings));
-  layers::Module* lstm = &lm->lstm();
-  std::vector<layers::ReuseLayer> reuse_layers = {{"lstm", lstm, settings}};
+  // One reuse layer per LSTM layer ("rnn.l0", "rnn.l1", ...), each with its own
+  // product, hash seed and statistics (so r_c is reported per layer).
+  layers::Lstm& lstm = lm->lstm();
+  slots_.clear();
+  std::vector<layers::ReuseLayer> reuse_layers;
+  for (int64_t k = 0; k < lstm.options().num_layers; ++k) {
+    reuse::ReuseSettings s = settings;
+    s.seed = seed * 0x9E3779B97F4A7C15ULL + 1 + static_cast<uint64_t>(k);
+    lstm.set_layer_product(k, reuse::make_product(s));
+    slots_.push_back(std::make_unique<LstmLayerSlot>(lstm, k));
+    reuse_layers.push_back({"rnn.l" + std::to_string(k), slots_.back().get(), s});
+  }
   return std::make_unique<layers::Model>(std::move(lm), core::Shape{seq_len_}, std::move(reuse_layers));
 }
 

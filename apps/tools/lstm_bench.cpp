@@ -71,8 +71,12 @@ int main(int argc, char** argv) {
     reuse::ReuseSettings s = reuse::settings_from_json(
         core::parse_json_text(args["reuse"].as<std::string>(), "--reuse"), reuse::ReuseSettings(),
         "--reuse");
-    for (int64_t k = 0; k < lm.lstm().options().num_layers; ++k)
-      lm.lstm().set_layer_product(k, reuse::make_product(s));
+    // One product per layer, hash seeds differing by layer (as the train app does).
+    for (int64_t k = 0; k < lm.lstm().options().num_layers; ++k) {
+      reuse::ReuseSettings layer_settings = s;
+      layer_settings.seed = s.seed + static_cast<uint64_t>(k);
+      lm.lstm().set_layer_product(k, reuse::make_product(layer_settings));
+    }
     product = reuse::describe(s);
   }
   lm.train();
