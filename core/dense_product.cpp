@@ -20,6 +20,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 class DenseProduct final : public Product {
  public:
   std::string describe() const override { return "dense"; }
+  bool is_plain_dense() const override { return true; }
 
   std::unique_ptr<ProductSaved> forward(const Tensor& x, const Tensor& w, Tensor& y,
                                         bool for_backward) override {

@@ -39,6 +39,20 @@ class Product {
   virtual ~Product() = default;
   virtual std::string describe() const = 0;  // "dense", "reuse(hash=qproj, L=10, H=8)"
   virtual bool is_reuse() const { return false; }
+  // True only for the plain dense product itself (wrappers such as recorders
+  // and the reuse engine say false). A layer may then run the very same GEMMs
+  // itself in a cache-friendlier order (conv2d: per chunk of images, without
+  // materialising the whole patch matrix) and report them with
+  // record_direct_call, so the statistics stay complete.
+  virtual bool is_plain_dense() const { return false; }
+  void record_direct_call(double forward_s, double backward_s) {
+    if (forward_s > 0.0) {
+      ++stats_.forward_calls;
+      stats_.remaining_ratio_sum += 1.0;
+    }
+    stats_.forward_s += forward_s;
+    stats_.backward_s += backward_s;
+  }
 
   // Writes Y (shape [N, M], overwritten). X is [N, K], W is [M, K]. Returns the
   // state backward needs when `for_backward`, else null.

@@ -1,18 +1,30 @@
-// Conv2d forward/backward. Forward: im2col per image (parallel over images)
-// into one [N*P, K] patch matrix (P = oh*ow), one product call Y = X . W^T
-// ([N*P, M], M = out channels), then a per-image transpose [P, M] -> [M, P]
-// with the bias folded in. Backward: the reverse transpose of dY, the bias
-// gradient (sum over images and pixels), one product backward (dW and, when
-// the input wants it, the patch gradient dX), then col2im_add per image.
+// Conv2d forward/backward, two paths.
+// Direct path (the plain dense product): per chunk of images (a few MB of
+// patches, so they stay in L2/L3), K-major im2col into colsT [K, c*P] (rows
+// are shifted input planes: contiguous copies), one GEMM W[M,K] . colsT =
+// [M, c*P] (channel-major: each image's planes are contiguous runs, copied to
+// NCHW with the bias added); in backward the same patches recomputed,
+// dW += dY.colsT^T and dcolsT = W^T.dY per chunk, followed at once by the
+// K-major col2im (contiguous adds). Nothing of batch size
+// goes through DRAM except the input and output (the whole-batch patch matrix
+// is 210 MB at CifarNet conv2), and there is no [P, M] <-> [M, P] transpose.
+// General path (reuse engine, wrappers): im2col of the whole batch into one
+// [N*P, K] patch matrix, ONE product call (the reuse engine clusters over the
+// batch), a per-image transpose [P, M] -> [M, P] with the bias folded in;
+// backward: the reverse transpose of dY, the bias gradient, one product
+// backward (dW and, when the input wants it, the patch gradient), col2im.
 // BLAS runs outside our parallel regions (design.md section 2: the two pools
 // must not fight for two cores).
 #include "layers/conv2d.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <stdexcept>
+#include <vector>
 
 #include "core/autograd.h"
+#include "core/blas.h"
 #include "core/parallel.h"
 
 namespace deja::layers {
@@ -35,9 +47,9 @@ Tensor reuse_or_allocate(std::shared_ptr<core::Storage>& cache, const Shape& sha
 
 // Per-thread scratch for buffers that live within one forward or backward
 // (the output rows, dY rows, the patch gradient), shared by all conv layers.
-enum Scratch { kOutRows = 0, kDyRows = 1, kPatchGrad = 2 };
+enum Scratch { kOutRows = 0, kDyRows = 1, kPatchGrad = 2, kChunkCols = 3, kChunkPlanes = 4, kChunkGrad = 5 };
 Tensor scratch(Scratch slot, const Shape& shape) {
-  thread_local std::shared_ptr<core::Storage> buffers[3];
+  thread_local std::shared_ptr<core::Storage> buffers[6];
   return reuse_or_allocate(buffers[slot], shape);
 }
 
@@ -148,6 +160,147 @@ class Conv2dNode final : public core::Node {
   Tensor w_;  // the weight as [M, K], sharing the parameter's storage
 };
 
+
+// ---- Direct path -----------------------------------------------------------
+
+// Bytes of patches + channel-major output per chunk: small enough for the
+// chunk to stay in cache between im2col, the GEMM and the copy/col2im, large
+// enough that each GEMM is big (M x c*P x K) and packs W rarely.
+constexpr int64_t kChunkBytes = int64_t{4} << 20;
+
+int64_t chunk_images(int64_t batch, int64_t pixels, int64_t k, int64_t m_count) {
+  const int64_t per_image = pixels * (k + m_count) * static_cast<int64_t>(sizeof(float));
+  const int64_t threads = core::num_threads();
+  int64_t c = std::max<int64_t>(1, kChunkBytes / per_image);
+  if (c > threads) c -= c % threads;  // every thread gets whole images in im2col / col2im
+  return std::max<int64_t>(1, std::min(std::max(c, threads), batch));
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+class DirectConvNode final : public core::Node {
+ public:
+  DirectConvNode(const ConvGeometry& g, Tensor x, Tensor weight_rows, std::shared_ptr<core::Product> product)
+      : g_(g), x_(std::move(x)), w_(std::move(weight_rows)), product_(std::move(product)) {}
+
+  const char* op_name() const override { return "conv2d"; }
+
+  void backward(const Tensor& grad_output) override {
+    const auto t0 = std::chrono::steady_clock::now();
+    const int64_t batch = x_.size(0), pixels = g_.out_h() * g_.out_w();
+    const int64_t m_count = w_.size(0), k = w_.size(1);
+    const int64_t image_size = g_.channels * g_.height * g_.width;
+    const int64_t chunk = chunk_images(batch, pixels, k, m_count);
+    const bool want_dx = input_needs_grad(0), want_dw = input_needs_grad(1), want_db = input_needs_grad(2);
+
+    float* dw = nullptr;
+    if (want_dw) {
+      float beta;
+      dw = input_grad(1, &beta);
+      if (beta == 0.0f) std::fill(dw, dw + m_count * k, 0.0f);  // chunks accumulate
+    }
+    float dx_beta = 0.0f;
+    float* dx = want_dx ? input_grad(0, &dx_beta) : nullptr;
+    // Per (image, channel) sums of dY, reduced in a fixed order below.
+    std::vector<double> plane_sums(want_db ? batch * m_count : 0);
+
+    const float* go = grad_output.data();
+    const float* xd = x_.data();
+    const float* wd = w_.data();
+    Tensor cols = scratch(kChunkCols, {chunk * pixels, k});
+    Tensor dyt = scratch(kChunkPlanes, {m_count, chunk * pixels});
+    Tensor dcols = want_dx ? scratch(kChunkGrad, {chunk * pixels, k}) : Tensor();
+    for (int64_t n0 = 0; n0 < batch; n0 += chunk) {
+      const int64_t c = std::min(chunk, batch - n0), cp = c * pixels;
+      float* cd = cols.data();
+      float* td = dyt.data();
+      core::parallel_for(c, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+          const int64_t n = n0 + i;
+          if (want_dw) im2col_kmajor(xd + n * image_size, g_, cd + i * pixels, cp);
+          for (int64_t m = 0; m < m_count; ++m) {
+            const float* src = go + (n * m_count + m) * pixels;
+            float* dst = td + m * cp + i * pixels;
+            float part = 0.0f;
+            for (int64_t p = 0; p < pixels; ++p) {
+              dst[p] = src[p];
+              part += src[p];
+            }
+            if (want_db) plane_sums[n * m_count + m] = part;
+          }
+        }
+      });
+      if (want_dw)
+        core::gemm(core::Trans::No, core::Trans::Yes, m_count, k, cp, 1.0f, td, cp, cd, cp, 1.0f, dw, k);
+      if (want_dx) {
+        float* dc = dcols.data();
+        core::gemm(core::Trans::Yes, core::Trans::No, k, cp, m_count, 1.0f, wd, k, td, cp, 0.0f, dc, cp);
+        core::parallel_for(c, [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i) {
+            float* image = dx + (n0 + i) * image_size;
+            if (dx_beta == 0.0f) std::fill(image, image + image_size, 0.0f);
+            col2im_kmajor_add(dc + i * pixels, cp, g_, image);
+          }
+        });
+      }
+    }
+    if (want_db) {
+      float beta;
+      float* db = input_grad(2, &beta);
+      for (int64_t m = 0; m < m_count; ++m) {
+        double s = 0.0;
+        for (int64_t n = 0; n < batch; ++n) s += plane_sums[n * m_count + m];
+        db[m] = static_cast<float>(s) + (beta != 0.0f ? db[m] : 0.0f);
+      }
+    }
+    product_->record_direct_call(0.0, seconds_since(t0));
+  }
+
+  void release() override {
+    x_ = Tensor();
+    w_ = Tensor();
+    product_.reset();
+  }
+
+ private:
+  ConvGeometry g_;
+  Tensor x_;  // the input, detached: patches are recomputed per chunk
+  Tensor w_;  // the weight as [M, K], sharing the parameter's storage
+  std::shared_ptr<core::Product> product_;  // only for its statistics
+};
+
+// out (NCHW) = conv(x) + bias, chunk by chunk (see the top of the file).
+void direct_forward(const Tensor& x, const ConvGeometry& g, const Tensor& w_rows, const float* bias, Tensor& out) {
+  const int64_t batch = x.size(0), pixels = g.out_h() * g.out_w();
+  const int64_t m_count = w_rows.size(0), k = w_rows.size(1);
+  const int64_t image_size = g.channels * g.height * g.width;
+  const int64_t chunk = chunk_images(batch, pixels, k, m_count);
+  Tensor cols = scratch(kChunkCols, {chunk * pixels, k});
+  Tensor yt = scratch(kChunkPlanes, {m_count, chunk * pixels});
+  const float* xd = x.data();
+  float* od = out.data();
+  for (int64_t n0 = 0; n0 < batch; n0 += chunk) {
+    const int64_t c = std::min(chunk, batch - n0), cp = c * pixels;
+    float* cd = cols.data();
+    core::parallel_for(c, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) im2col_kmajor(xd + (n0 + i) * image_size, g, cd + i * pixels, cp);
+    });
+    float* yd = yt.data();
+    core::gemm(core::Trans::No, core::Trans::No, m_count, cp, k, 1.0f, w_rows.data(), k, cd, cp, 0.0f, yd, cp);
+    core::parallel_for(c * m_count, [&](int64_t b, int64_t e) {
+      for (int64_t u = b; u < e; ++u) {
+        const int64_t i = u / m_count, m = u % m_count;
+        const float bm = bias ? bias[m] : 0.0f;
+        const float* src = yd + m * cp + i * pixels;
+        float* dst = od + ((n0 + i) * m_count + m) * pixels;
+        for (int64_t p = 0; p < pixels; ++p) dst[p] = src[p] + bm;
+      }
+    });
+  }
+}
+
 }  // namespace
 
 void Conv2dOptions::validate() const {
@@ -220,21 +373,33 @@ Tensor Conv2d::forward(const Tensor& x) {
   const int64_t pixels = g.out_h() * g.out_w(), k = g.patch_size();
   const int64_t image_size = g.channels * g.height * g.width;
 
+  const bool grad = core::needs_grad({&x, &weight_, &bias_});
+  // Members are read here, not at construction: the arena rebinds them.
+  Tensor w_rows = weight_.detached().reshaped({m_count, k});
+  const float* bias = options_.bias ? bias_.data() : nullptr;
+
+  if (product_->is_plain_dense()) {
+    const auto t0 = std::chrono::steady_clock::now();
+    Tensor out = Tensor::empty(out_shape);
+    direct_forward(x, g, w_rows, bias, out);
+    product_->record_direct_call(seconds_since(t0), 0.0);
+    if (grad)
+      core::attach(out, std::make_shared<DirectConvNode>(g, x.detached(), w_rows, product_),
+                   {&x, &weight_, &bias_});
+    return out;
+  }
+
   Tensor cols = reuse_or_allocate(cols_cache_, {batch * pixels, k});
   const float* xd = x.data();
   core::parallel_for(batch, [&](int64_t b, int64_t e) {
     for (int64_t n = b; n < e; ++n) im2col(xd + n * image_size, g, cols.data() + n * pixels * k);
   });
 
-  const bool grad = core::needs_grad({&x, &weight_, &bias_});
-  // Members are read here, not at construction: the arena rebinds them.
-  Tensor w_rows = weight_.detached().reshaped({m_count, k});
   Tensor y_rows = scratch(kOutRows, {batch * pixels, m_count});
   std::unique_ptr<core::ProductSaved> saved = product_->forward(cols, w_rows, y_rows, grad);
   cols = Tensor();  // the product keeps what it needs
 
   Tensor out = Tensor::empty(out_shape);
-  const float* bias = options_.bias ? bias_.data() : nullptr;
   core::parallel_for(batch, [&](int64_t b, int64_t e) {
     for (int64_t n = b; n < e; ++n)
       rows_to_planes(y_rows.data() + n * pixels * m_count, pixels, m_count, bias,

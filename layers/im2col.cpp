@@ -110,4 +110,110 @@ void col2im_add(const float* rows, const ConvGeometry& g, float* image) {
   }
 }
 
+namespace {
+
+// Padded-plane geometry of the K-major kernels: one channel at a time is
+// copied into a zero-bordered plane (borders written once per thread and
+// never touched again), so every (tap, output row) run is a branch-free copy
+// of out_w floats; for the common widths the run length is a compile-time
+// constant (one or two AVX-512 vectors).
+struct PaddedPlane {
+  int64_t rows, cols;
+  explicit PaddedPlane(const ConvGeometry& g)
+      : rows(std::max(g.height + 2 * g.pad_h, (g.out_h() - 1) * g.stride_h + g.kernel_h)),
+        cols(std::max(g.width + 2 * g.pad_w, (g.out_w() - 1) * g.stride_w + g.kernel_w)) {}
+  int64_t size() const { return rows * cols; }
+};
+
+float* zeroed_plane(std::vector<float>& buf, int64_t size) {
+  if (static_cast<int64_t>(buf.size()) != size) buf.assign(static_cast<size_t>(size), 0.0f);
+  return buf.data();
+}
+
+template <int64_t kOw>
+inline void copy_run(const float* __restrict src, float* __restrict dst, int64_t ow, int64_t s) {
+  const int64_t n = kOw > 0 ? kOw : ow;
+  if (s == 1) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+  } else {
+    for (int64_t i = 0; i < n; ++i) dst[i] = src[i * s];
+  }
+}
+
+template <int64_t kOw>
+inline void add_run(const float* __restrict src, float* __restrict dst, int64_t ow, int64_t s) {
+  const int64_t n = kOw > 0 ? kOw : ow;
+  if (s == 1) {
+    for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+  } else {
+    for (int64_t i = 0; i < n; ++i) dst[i * s] += src[i];
+  }
+}
+
+template <int64_t kOw>
+void im2col_kmajor_impl(const float* image, const ConvGeometry& g, float* cols, int64_t ld) {
+  thread_local std::vector<float> buf;
+  const PaddedPlane pp(g);
+  float* padded = zeroed_plane(buf, pp.size());
+  const int64_t oh = g.out_h(), ow = g.out_w(), kh = g.kernel_h, kw = g.kernel_w;
+  const int64_t plane = g.height * g.width, sh = g.stride_h, sw = g.stride_w;
+  for (int64_t c = 0; c < g.channels; ++c) {
+    const float* src_plane = image + c * plane;
+    for (int64_t y = 0; y < g.height; ++y)
+      std::memcpy(padded + (y + g.pad_h) * pp.cols + g.pad_w, src_plane + y * g.width, sizeof(float) * g.width);
+    for (int64_t ky = 0; ky < kh; ++ky)
+      for (int64_t kx = 0; kx < kw; ++kx) {
+        float* dst = cols + ((c * kh + ky) * kw + kx) * ld;
+        const float* src = padded + ky * pp.cols + kx;
+        for (int64_t oy = 0; oy < oh; ++oy) copy_run<kOw>(src + oy * sh * pp.cols, dst + oy * ow, ow, sw);
+      }
+  }
+}
+
+template <int64_t kOw>
+void col2im_kmajor_impl(const float* cols, int64_t ld, const ConvGeometry& g, float* image) {
+  thread_local std::vector<float> buf;
+  const PaddedPlane pp(g);
+  std::vector<float>& acc = buf;
+  if (static_cast<int64_t>(acc.size()) != pp.size()) acc.assign(static_cast<size_t>(pp.size()), 0.0f);
+  float* padded = acc.data();
+  const int64_t oh = g.out_h(), ow = g.out_w(), kh = g.kernel_h, kw = g.kernel_w;
+  const int64_t plane = g.height * g.width, sh = g.stride_h, sw = g.stride_w;
+  for (int64_t c = 0; c < g.channels; ++c) {
+    std::fill(padded, padded + pp.size(), 0.0f);
+    for (int64_t ky = 0; ky < kh; ++ky)
+      for (int64_t kx = 0; kx < kw; ++kx) {
+        const float* src = cols + ((c * kh + ky) * kw + kx) * ld;
+        float* dst = padded + ky * pp.cols + kx;
+        for (int64_t oy = 0; oy < oh; ++oy) add_run<kOw>(src + oy * ow, dst + oy * sh * pp.cols, ow, sw);
+      }
+    float* dst_plane = image + c * plane;
+    for (int64_t y = 0; y < g.height; ++y) {
+      const float* __restrict from = padded + (y + g.pad_h) * pp.cols + g.pad_w;
+      float* __restrict to = dst_plane + y * g.width;
+      for (int64_t x = 0; x < g.width; ++x) to[x] += from[x];
+    }
+  }
+}
+
+}  // namespace
+
+void im2col_kmajor(const float* image, const ConvGeometry& g, float* cols, int64_t ld) {
+  switch (g.out_w()) {
+    case 8: return im2col_kmajor_impl<8>(image, g, cols, ld);
+    case 16: return im2col_kmajor_impl<16>(image, g, cols, ld);
+    case 32: return im2col_kmajor_impl<32>(image, g, cols, ld);
+    default: return im2col_kmajor_impl<0>(image, g, cols, ld);
+  }
+}
+
+void col2im_kmajor_add(const float* cols, int64_t ld, const ConvGeometry& g, float* image) {
+  switch (g.out_w()) {
+    case 8: return col2im_kmajor_impl<8>(cols, ld, g, image);
+    case 16: return col2im_kmajor_impl<16>(cols, ld, g, image);
+    case 32: return col2im_kmajor_impl<32>(cols, ld, g, image);
+    default: return col2im_kmajor_impl<0>(cols, ld, g, image);
+  }
+}
+
 }  // namespace deja::layers

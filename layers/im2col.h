@@ -29,4 +29,14 @@ void im2col(const float* image_chw, const ConvGeometry& g, float* rows);
 // sum). The caller zeroes the image first when it wants a plain col2im.
 void col2im_add(const float* rows, const ConvGeometry& g, float* image_chw);
 
+// The same patches transposed ("K-major"): row r = (c, ky, kx) of `cols` holds
+// tap r of every output pixel, out_h * out_w floats at cols + r * ld (ld >=
+// out_h * out_w lets several images sit side by side in one [K, images * P]
+// matrix). Each row is a shifted copy of an input plane, so both directions
+// are contiguous runs of out_w floats (stride 1): what conv2d's direct path
+// uses.
+void im2col_kmajor(const float* image_chw, const ConvGeometry& g, float* cols, int64_t ld);
+// image_chw += the adjoint of im2col_kmajor of `cols` (same layout).
+void col2im_kmajor_add(const float* cols, int64_t ld, const ConvGeometry& g, float* image_chw);
+
 }  // namespace deja::layers

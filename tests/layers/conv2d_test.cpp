@@ -205,3 +205,76 @@ TEST_CASE("conv2d: output_shape errors name both shapes") {
   Tensor bad = Tensor::zeros({1, 3, 8, 8});
   CHECK_THROWS_AS(conv.forward(bad), std::invalid_argument);
 }
+
+namespace {
+
+// Forwards to the dense product but is not it: conv2d then takes its general
+// path (whole-batch patch matrix, one product call), the reference for the
+// direct chunked path the plain dense product gets.
+class ForwardingProduct final : public deja::core::Product {
+ public:
+  std::string describe() const override { return "forwarding"; }
+  std::unique_ptr<deja::core::ProductSaved> forward(const Tensor& x, const Tensor& w, Tensor& y,
+                                                    bool for_backward) override {
+    return inner_->forward(x, w, y, for_backward);
+  }
+  void backward(deja::core::ProductSaved& saved, const Tensor& dy, const Tensor& w, float* dw, float* dx,
+                float dx_beta) override {
+    inner_->backward(saved, dy, w, dw, dx, dx_beta);
+  }
+
+ private:
+  std::shared_ptr<deja::core::Product> inner_ = deja::core::make_dense_product();
+};
+
+struct ConvRun {
+  Tensor y, dx, dw, db;
+};
+
+ConvRun run_conv(const Conv2dOptions& o, const Tensor& x_in, const Tensor& g, bool general) {
+  Rng init(21, 1);
+  Conv2d conv(o, init);
+  if (general) conv.set_product(std::make_shared<ForwardingProduct>());
+  deja::core::ParameterArena arena;
+  arena.bind(conv.named_parameters());
+  Tensor x = x_in.clone();
+  x.set_node(std::make_shared<deja::core::LeafNode>(Tensor::zeros(x.shape())));
+  Tensor y = conv.forward(x);
+  deja::core::backward(y, g);
+  return {y.detached().clone(), x.grad().clone(), conv.weight().grad().clone(), conv.bias().grad().clone()};
+}
+
+int count_mismatches(const Tensor& a, const Tensor& b, float tol) {
+  REQUIRE(a.numel() == b.numel());
+  int bad = 0;
+  for (int64_t i = 0; i < a.numel(); ++i)
+    if (std::fabs(a[i] - b[i]) > tol * (1.0f + std::fabs(b[i]))) ++bad;
+  return bad;
+}
+
+}  // namespace
+
+TEST_CASE("conv2d: the chunked direct path (dense) equals the whole-batch product path") {
+  struct Case {
+    Conv2dOptions o;
+    Shape input;
+  };
+  const Case cases[] = {
+      {options(64, 16, 5, 5, 1, 2), {5, 64, 16, 16}},  // a few MB per image: several chunks, a short last one
+      {options(3, 4, 3, 2, 2, 1), {3, 3, 9, 7}},       // stride 2, non-square kernel, odd sizes
+      {options(1, 8, 5, 5, 1, 2), {4, 1, 32, 32}},     // CifarNet conv1 (C = 1, out_w 32)
+  };
+  uint64_t seed = 30;
+  for (const Case& c : cases) {
+    Tensor x = random_tensor(c.input, ++seed);
+    Rng shape_rng(1, 1);
+    Conv2d probe(c.o, shape_rng);
+    Tensor g = random_tensor(probe.output_shape(c.input), ++seed);
+    ConvRun direct = run_conv(c.o, x, g, false);
+    ConvRun general = run_conv(c.o, x, g, true);
+    CHECK(count_mismatches(direct.y, general.y, 1e-4f) == 0);
+    CHECK(count_mismatches(direct.dx, general.dx, 1e-4f) == 0);
+    CHECK(count_mismatches(direct.dw, general.dw, 1e-3f) == 0);
+    CHECK(count_mismatches(direct.db, general.db, 1e-4f) == 0);
+  }
+}
