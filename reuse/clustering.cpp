@@ -15,6 +15,8 @@ namespace {
 
 constexpr int64_t kGroupColumns = 64;  // columns of X per group of blocks (whole cache lines)
 constexpr int64_t kChunkRows = 64;     // rows hashed together; their group slice stays in L1
+constexpr int64_t kSlotAhead = 16;     // grouping pipeline: slot prefetch distance (rows)
+constexpr int64_t kIdAhead = 8;        // grouping pipeline: lookup distance (rows)
 
 // Open-addressing table from key to cluster id for one block, with the
 // clusters' running sums and counts. Slot key kZeroKey marks an empty slot
@@ -31,6 +33,7 @@ struct BlockTable {
     int64_t cap = 64;
     while (cap < 2 * expected) cap *= 2;
     rehash(cap);
+    counts.reserve(static_cast<size_t>(expected));
   }
   void rehash(int64_t cap) {
     std::vector<uint64_t> old_key = std::move(slot_key);
@@ -40,6 +43,13 @@ struct BlockTable {
     shift = 64 - std::countr_zero(static_cast<uint64_t>(cap));
     for (size_t i = 0; i < old_key.size(); ++i)
       if (old_key[i] != kZeroKey) place(old_key[i], old_id[i]);
+  }
+  void prefetch_slot(uint64_t key) const {
+    if (key != kZeroKey) {
+      const size_t i = slot_of(key);
+      __builtin_prefetch(slot_key.data() + i);
+      __builtin_prefetch(slot_id.data() + i);
+    }
   }
   size_t slot_of(uint64_t key) const {  // Fibonacci hashing: sign keys are not mixed
     return static_cast<size_t>((key * 0x9e3779b97f4a7c15ULL) >> shift);
@@ -91,7 +101,7 @@ double Clustering::remaining_ratio() const {
 }
 
 Clustering cluster_rows(const float* x, int64_t rows, int64_t k, const Hasher& hasher,
-                        double* hash_s, double* cluster_s) {
+                        double* hash_s, double* cluster_s, int64_t expected_clusters) {
   if (hasher.k() != k)
     throw std::invalid_argument("cluster_rows: hasher built for K = " + std::to_string(hasher.k()) +
                                 ", X has K = " + std::to_string(k));
@@ -117,18 +127,16 @@ Clustering cluster_rows(const float* x, int64_t rows, int64_t k, const Hasher& h
     double my_hash = 0.0, my_cluster = 0.0;
     for (int64_t g = g0; g < g1; ++g) {
       const int64_t b0 = g * group, b1 = std::min(blocks, b0 + group);
-      for (int64_t s = b0; s < b1; ++s) tables[s].init(std::min<int64_t>(rows, 256));
+      for (int64_t s = b0; s < b1; ++s)
+        tables[s].init(std::min<int64_t>(rows, std::max<int64_t>(256, expected_clusters)));
       for (int64_t i0 = 0; i0 < rows; i0 += kChunkRows) {
         const int64_t chunk = std::min(kChunkRows, rows - i0);
         // Rows are K floats apart (often > a page), which defeats the hardware
-        // prefetcher: ask for the next chunk's slice now, it arrives while
-        // this chunk is hashed.
-        const int64_t next_end = std::min(rows, i0 + chunk + kChunkRows);
-        const int64_t col0 = b0 * l, col1 = std::min(k, b1 * l);
-        for (int64_t r = i0 + chunk; r < next_end; ++r)
-          for (int64_t col = col0; col < col1; col += 16) __builtin_prefetch(x + r * k + col);
-        if (col1 > col0)
-          for (int64_t r = i0 + chunk; r < next_end; ++r) __builtin_prefetch(x + r * k + col1 - 1);
+        // prefetcher: the grouping loop below asks for the next chunk's
+        // slice, one sub-vector per (row, block) it handles, so the loads
+        // overlap with the table work (a burst of prefetches up front only
+        // stalled on the full miss queue).
+        const int64_t next_rows = std::min(kChunkRows, rows - i0 - chunk);
         watch.restart();
         for (int64_t s = b0; s < b1; ++s)
           hasher.hash_block(x + i0 * k + s * l, chunk, k, s, keys.data() + (s - b0) * kChunkRows);
@@ -139,8 +147,26 @@ Clustering cluster_rows(const float* x, int64_t rows, int64_t k, const Hasher& h
           const uint64_t* kk = keys.data() + (s - b0) * kChunkRows;
           int32_t* out = c.assign.data() + s * rows + i0;
           const float* xs = x + i0 * k + s * l;
+          const float* next = xs + chunk * k;
+          // A software pipeline over the chunk: the table slot of row
+          // i + kSlotAhead is prefetched, row i + kIdAhead is looked up (ids
+          // are still given in row order) and its cluster's sum prefetched,
+          // row i is added: at fine rungs the tables outgrow L2 and each
+          // probe and sum would otherwise be a serial miss.
+          int32_t ids[kChunkRows];
+          for (int64_t i = 0; i < std::min(kIdAhead, chunk); ++i) ids[i] = t.find_or_add(kk[i], l);
           for (int64_t i = 0; i < chunk; ++i) {
-            const int32_t id = t.find_or_add(kk[i], l);
+            if (i < next_rows) {
+              for (int64_t j = 0; j < len; j += 16) __builtin_prefetch(next + i * k + j);
+              __builtin_prefetch(next + i * k + len - 1);
+            }
+            if (i + kSlotAhead < chunk) t.prefetch_slot(kk[i + kSlotAhead]);
+            if (i + kIdAhead < chunk) {
+              const int32_t ahead = t.find_or_add(kk[i + kIdAhead], l);
+              ids[i + kIdAhead] = ahead;
+              __builtin_prefetch(t.sums.data() + static_cast<int64_t>(ahead) * l);
+            }
+            const int32_t id = ids[i];
             out[i] = id;
             ++t.counts[id];
             if (kk[i] == kZeroKey) continue;  // adds nothing to the zero centroid

@@ -4,7 +4,9 @@
 // member counts and centroids (member means). Adjacent blocks form groups of
 // ~64 columns; per group one pass over the rows in chunks of 64: a chunk is
 // hashed, then each key is looked up in its block's open-addressing table and
-// the sub-vector is added to its cluster's sum while the chunk is in L1.
+// the sub-vector is added to its cluster's sum while the chunk is in L1
+// (a short software pipeline prefetches table slots and cluster sums a few
+// rows ahead, and the next chunk's rows one sub-vector at a time).
 // Threads own disjoint groups, so results do not depend on the thread count.
 // Limits: with fewer groups than threads (K <= ~64) only one thread works.
 #pragma once
@@ -35,7 +37,11 @@ struct Clustering {
 // x is [rows, k] row-major. hasher.prepare() must have been called for x.
 // Adds the time spent hashing and grouping (thread 0's share, i.e. wall time
 // of the parallel section) to *hash_s and *cluster_s when not null.
+// expected_clusters: a hint for the clusters per block (e.g. the previous
+// batch's), so tables start at their final size instead of growing by
+// rehashing (fine rungs have thousands of clusters per block); 0 = no hint.
 Clustering cluster_rows(const float* x, int64_t rows, int64_t k, const Hasher& hasher,
-                        double* hash_s = nullptr, double* cluster_s = nullptr);
+                        double* hash_s = nullptr, double* cluster_s = nullptr,
+                        int64_t expected_clusters = 0);
 
 }  // namespace deja::reuse

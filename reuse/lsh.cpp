@@ -1,11 +1,19 @@
 // The three hash families of lsh.h. The hot loop computes a sub-vector's H
 // projections with the padded width HP (8, 16 or 32) fixed at compile time, so
-// the inner loop is one or two vector FMAs per element of x.
+// the inner loop is one or two vector FMAs per element of x. With AVX-512,
+// qproj hashes 16 rows at once instead (one row per lane, see run16): the
+// default family is the one on the hot path.
 #include "reuse/lsh.h"
 
 #include <bit>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
+
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+#include <immintrin.h>
+#define DEJA_QPROJ_AVX512 1
+#endif
 
 #include "core/rng.h"
 
@@ -139,9 +147,101 @@ class QprojHasher final : public Hasher {
   }
 
  private:
+#ifdef DEJA_QPROJ_AVX512
+// GCC 12 flags the intrinsics' deliberately undefined pass-through operands.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+  // 16 rows per step, one row per lane: x's column j of the 16 rows is
+  // gathered into one register, and every projection is 16-lane FMAs with a
+  // broadcast R entry, so quantisation and the two linear key hashes are
+  // vertical too (no horizontal sums, no per-element broadcasts of x). The
+  // integer arithmetic is the scalar path's, so keys are identical whenever
+  // the projections round the same way. Tail rows are masked lanes.
+  template <int HB>
+  static void project16(const float* x, __m512i idx, __mmask16 rows_mask, int64_t len,
+                        const float* r, int64_t hp, int64_t h0, __m512 out[HB],
+                        __m512i* bits) {
+    __m512 acc[HB];
+    for (int q = 0; q < HB; ++q) acc[q] = _mm512_setzero_ps();
+    __m512i orbits = _mm512_setzero_si512();
+    for (int64_t j = 0; j < len; ++j) {
+      const __m512 xj = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), rows_mask, idx, x + j, 4);
+      orbits = _mm512_or_si512(orbits, _mm512_castps_si512(xj));
+      const float* rj = r + j * hp + h0;
+      for (int q = 0; q < HB; ++q) acc[q] = _mm512_fmadd_ps(xj, _mm512_set1_ps(rj[q]), acc[q]);
+    }
+    for (int q = 0; q < HB; ++q) out[q] = acc[q];
+    *bits = orbits;
+  }
+
+  template <int HB>
+  void quantise16(const __m512* p, int64_t h0, float inv_w, __m512i& z1, __m512i& z2) const {
+    const __m512 w = _mm512_set1_ps(inv_w);
+    for (int q = 0; q < HB; ++q) {
+      const int64_t h = h0 + q;
+      if (h >= h_) break;
+      const __m512 t = _mm512_add_ps(_mm512_mul_ps(p[q], w), _mm512_set1_ps(b_[h]));
+      const __m512i qi = _mm512_cvt_roundps_epi32(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+      z1 = _mm512_add_epi32(z1, _mm512_mullo_epi32(qi, _mm512_set1_epi32(static_cast<int>(mult_[h]))));
+      z2 = _mm512_add_epi32(z2, _mm512_mullo_epi32(qi, _mm512_set1_epi32(static_cast<int>(mult_[32 + h]))));
+    }
+  }
+
+  static __m512i finalise8(__m512i z) {
+    z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)),
+                           _mm512_set1_epi64(static_cast<long long>(0xbf58476d1ce4e5b9ULL)));
+    z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)),
+                           _mm512_set1_epi64(static_cast<long long>(0x94d049bb133111ebULL)));
+    return _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
+  }
+
+  void run16(const float* x, int64_t rows, int64_t ldx, int64_t block, uint64_t* keys) const {
+    const int64_t len = block_width(block);
+    const float inv_w = 1.0f / width_[block];
+    const __m512i idx = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(static_cast<int>(ldx)));
+    const __m512i golden = _mm512_set1_epi64(static_cast<long long>(0x9e3779b97f4a7c15ULL));
+    for (int64_t i = 0; i < rows; i += 16) {
+      const int64_t n = std::min<int64_t>(16, rows - i);
+      const __mmask16 rows_mask = static_cast<__mmask16>((1u << n) - 1u);
+      const float* xi = x + i * ldx;
+      __m512i z1 = _mm512_setzero_si512(), z2 = _mm512_setzero_si512(), bits = _mm512_setzero_si512();
+      __m512 p[16];
+      if (hp_ == 8) {
+        project16<8>(xi, idx, rows_mask, len, r_.data(), hp_, 0, p, &bits);
+        quantise16<8>(p, 0, inv_w, z1, z2);
+      } else {
+        for (int64_t h0 = 0; h0 < hp_ && h0 < h_; h0 += 16) {
+          project16<16>(xi, idx, rows_mask, len, r_.data(), hp_, h0, p, &bits);
+          quantise16<16>(p, h0, inv_w, z1, z2);
+        }
+      }
+      const __mmask16 nonzero = _mm512_test_epi32_mask(bits, _mm512_set1_epi32(0x7fffffff));
+      for (int half = 0; half < 2; ++half) {
+        const __m256i a = half ? _mm512_extracti64x4_epi64(z1, 1) : _mm512_castsi512_si256(z1);
+        const __m256i b = half ? _mm512_extracti64x4_epi64(z2, 1) : _mm512_castsi512_si256(z2);
+        __m512i key = _mm512_or_si512(_mm512_slli_epi64(_mm512_cvtepu32_epi64(a), 32),
+                                      _mm512_cvtepu32_epi64(b));
+        key = finalise8(_mm512_add_epi64(key, golden));
+        const __mmask8 is_zero_key = _mm512_cmpeq_epi64_mask(key, _mm512_setzero_si512());
+        key = _mm512_mask_mov_epi64(key, is_zero_key, _mm512_set1_epi64(1));
+        const auto nz = static_cast<__mmask8>(nonzero >> (8 * half));
+        key = _mm512_maskz_mov_epi64(nz, key);  // all-zero sub-vectors: kZeroKey
+        const auto store = static_cast<__mmask8>(rows_mask >> (8 * half));
+        if (store) _mm512_mask_storeu_epi64(keys + i + 8 * half, store, key);
+      }
+    }
+  }
+#pragma GCC diagnostic pop
+#endif
+
   template <int HP>
   void run(const float* x, int64_t rows, int64_t ldx, int64_t block, uint64_t* keys) const {
     if (width_.empty()) throw std::logic_error("qproj hasher: prepare() was not called");
+#ifdef DEJA_QPROJ_AVX512
+    if (ldx <= (std::numeric_limits<int32_t>::max() - k_) / 16) return run16(x, rows, ldx, block, keys);
+#endif
     const int64_t len = block_width(block);
     const float inv_w = 1.0f / width_[block];
     const V8f* b = reinterpret_cast<const V8f*>(b_.data());

@@ -1,9 +1,15 @@
 // The reuse forward and backward over a Clustering (design.md section 4).
 // Blocks are processed in groups whose per-cluster products (n_s x M each)
-// fit in a few MB, so the products made for a group are still in cache when
-// the rows gather them: Y[i] += P_s[cluster_s(i)] over the group's blocks in
-// one pass per row (the row stays in L1), and symmetrically for the segment
-// sums of dY in the backward. The per-cluster products are one sgemm per block.
+// fit in L2, so the products made for a group are still in cache when the
+// rows gather them: Y[i] += P_s[cluster_s(i)] over the group's blocks in one
+// pass per row (the row's outputs stay in registers), and symmetrically for
+// the segment sums of dY in the backward. The per-cluster products are one
+// small sgemm per block, blocks spread over our threads with single-threaded
+// BLAS. Cluster-mode dX is written last, in one row-major pass over all
+// blocks (streaming stores when it may), from the per-cluster input
+// gradients of every block (total clusters x L floats).
+// Limits: each pass costs ~1-10 ns per (row, block) pair, so reuse pays only
+// when r_c is small and L large enough (perf-notes.md, "Reuse engine").
 #include "reuse/reuse_product.h"
 
 #include <algorithm>
@@ -17,9 +23,188 @@
 #include "reuse/clustering.h"
 #include "reuse/lsh.h"
 
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
 namespace deja::reuse {
 
 namespace {
+
+// The three per-(row, block) passes. Each costs a few ns per pair at most, or
+// it eats the gain (a dense GEMM spends ~2*L*M flops per pair), so with
+// AVX-512 a row's output slice (up to 64 floats, 4 registers) stays in
+// registers across all blocks of a group and each pair is 4 vector loads/adds
+// of a cache-resident per-cluster row; without AVX-512, plain loops.
+#ifdef __AVX512F__
+inline __mmask16 lane_mask(int64_t count) {  // the first min(count, 16) lanes (count may be <= 0)
+  return count >= 16 ? static_cast<__mmask16>(0xffff)
+         : count <= 0 ? static_cast<__mmask16>(0)
+                      : static_cast<__mmask16>((1u << count) - 1u);
+}
+#endif
+
+// y[0, m) (=, or += when `accumulate`) sum over blocks s in [g0, g1) of
+// rows[s](id_s) where id_s = assign[s * n] and zero ids are skipped;
+// rows[s] points at block s's first per-cluster row (stride m).
+inline void gather_sum_row(float* y, int64_t m, bool accumulate, const int32_t* assign, int64_t n,
+                           int64_t g0, int64_t g1, const int32_t* zero_id, const float* const* rows) {
+#ifdef __AVX512F__
+  // Masked stores are slow on some AVX-512 cores (Zen 4): full 64-float
+  // slices use plain loads and stores, only a tail is masked.
+  for (int64_t o0 = 0; o0 < m; o0 += 64) {
+    if (m - o0 >= 64) {
+      __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      if (accumulate) {
+        a0 = _mm512_loadu_ps(y + o0);
+        a1 = _mm512_loadu_ps(y + o0 + 16);
+        a2 = _mm512_loadu_ps(y + o0 + 32);
+        a3 = _mm512_loadu_ps(y + o0 + 48);
+      }
+      for (int64_t s = g0; s < g1; ++s) {
+        const int32_t id = assign[s * n];
+        if (id == zero_id[s]) continue;
+        const float* p = rows[s] + static_cast<int64_t>(id) * m + o0;
+        a0 = _mm512_add_ps(a0, _mm512_loadu_ps(p));
+        a1 = _mm512_add_ps(a1, _mm512_loadu_ps(p + 16));
+        a2 = _mm512_add_ps(a2, _mm512_loadu_ps(p + 32));
+        a3 = _mm512_add_ps(a3, _mm512_loadu_ps(p + 48));
+      }
+      _mm512_storeu_ps(y + o0, a0);
+      _mm512_storeu_ps(y + o0 + 16, a1);
+      _mm512_storeu_ps(y + o0 + 32, a2);
+      _mm512_storeu_ps(y + o0 + 48, a3);
+      continue;
+    }
+    for (int64_t o1 = o0; o1 < m; o1 += 16) {
+      const __mmask16 k = lane_mask(m - o1);
+      __m512 a = accumulate ? _mm512_maskz_loadu_ps(k, y + o1) : _mm512_setzero_ps();
+      for (int64_t s = g0; s < g1; ++s) {
+        const int32_t id = assign[s * n];
+        if (id == zero_id[s]) continue;
+        a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(k, rows[s] + static_cast<int64_t>(id) * m + o1));
+      }
+      _mm512_mask_storeu_ps(y + o1, k, a);
+    }
+  }
+#else
+  if (!accumulate) std::fill(y, y + m, 0.0f);
+  for (int64_t s = g0; s < g1; ++s) {
+    const int32_t id = assign[s * n];
+    if (id == zero_id[s]) continue;
+    const float* p = rows[s] + static_cast<int64_t>(id) * m;
+    for (int64_t o = 0; o < m; ++o) y[o] += p[o];
+  }
+#endif
+}
+
+// rows[s](id_s) += d[0, m) for every block s in [g0, g1), id_s = assign[s * n].
+inline void scatter_add_row(const float* d, int64_t m, const int32_t* assign, int64_t n, int64_t g0,
+                            int64_t g1, float* const* rows) {
+#ifdef __AVX512F__
+  int64_t o0 = 0;
+  for (; o0 + 64 <= m; o0 += 64) {
+    const __m512 d0 = _mm512_loadu_ps(d + o0), d1 = _mm512_loadu_ps(d + o0 + 16),
+                 d2 = _mm512_loadu_ps(d + o0 + 32), d3 = _mm512_loadu_ps(d + o0 + 48);
+    for (int64_t s = g0; s < g1; ++s) {
+      float* g = rows[s] + static_cast<int64_t>(assign[s * n]) * m + o0;
+      _mm512_storeu_ps(g, _mm512_add_ps(d0, _mm512_loadu_ps(g)));
+      _mm512_storeu_ps(g + 16, _mm512_add_ps(d1, _mm512_loadu_ps(g + 16)));
+      _mm512_storeu_ps(g + 32, _mm512_add_ps(d2, _mm512_loadu_ps(g + 32)));
+      _mm512_storeu_ps(g + 48, _mm512_add_ps(d3, _mm512_loadu_ps(g + 48)));
+    }
+  }
+  for (; o0 < m; o0 += 16) {
+    const __mmask16 k = lane_mask(m - o0);
+    const __m512 d0 = _mm512_maskz_loadu_ps(k, d + o0);
+    for (int64_t s = g0; s < g1; ++s) {
+      float* g = rows[s] + static_cast<int64_t>(assign[s * n]) * m + o0;
+      _mm512_mask_storeu_ps(g, k, _mm512_add_ps(d0, _mm512_maskz_loadu_ps(k, g)));
+    }
+  }
+#else
+  for (int64_t s = g0; s < g1; ++s) {
+    float* g = rows[s] + static_cast<int64_t>(assign[s * n]) * m;
+    for (int64_t o = 0; o < m; ++o) g[o] += d[o];
+  }
+#endif
+}
+
+// dX row slice of blocks [g0, g1): dst[s*l, s*l + len_s) = src_s[0, len_s)
+// (+ beta * dst when beta != 0; dst is never read when beta == 0). src_s is
+// block s's per-cluster row (stride l) of the row's cluster. With beta == 0,
+// dst_row[0, writable) may be scribbled on before being overwritten.
+inline void gather_copy_row(float* dst_row, int64_t k, int64_t l, const int32_t* assign, int64_t n,
+                            int64_t g0, int64_t g1, const float* const* rows, float beta,
+                            int64_t writable) {
+#ifdef __AVX512F__
+  for (int64_t s = g0; s < g1; ++s) {
+    const int64_t len = std::min(l, k - s * l);
+    const float* src = rows[s] + static_cast<int64_t>(assign[s * n]) * l;
+    float* dst = dst_row + s * l;
+    for (int64_t j = 0; j < len; j += 16) {
+      const __mmask16 km = lane_mask(len - j);
+      if (beta == 0.0f && s * l + j + 16 <= writable) {
+        // A full 16-float store (masked stores are slow on some cores): the
+        // lanes past this block belong to later blocks of the same row (or
+        // to the caller's slack), which are written after this one.
+        _mm512_storeu_ps(dst + j, _mm512_maskz_loadu_ps(km, src + j));
+        continue;
+      }
+      __m512 v = _mm512_maskz_loadu_ps(km, src + j);
+      if (beta != 0.0f) v = _mm512_fmadd_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(km, dst + j), v);
+      if (len - j >= 16) _mm512_storeu_ps(dst + j, v);
+      else _mm512_mask_storeu_ps(dst + j, km, v);
+    }
+  }
+#else
+  (void)writable;
+  for (int64_t s = g0; s < g1; ++s) {
+    const int64_t len = std::min(l, k - s * l);
+    const float* src = rows[s] + static_cast<int64_t>(assign[s * n]) * l;
+    float* dst = dst_row + s * l;
+    if (beta == 0.0f) {
+      for (int64_t j = 0; j < len; ++j) dst[j] = src[j];
+    } else {
+      for (int64_t j = 0; j < len; ++j) dst[j] = src[j] + beta * dst[j];
+    }
+  }
+#endif
+}
+
+// dX rows [r0, r1) over all blocks. With beta == 0 and 64-byte aligned rows
+// a row is assembled in an L1 buffer and written with streaming stores (no
+// read of the destination lines: dX is far larger than the caches).
+void write_dx_rows(float* dx, int64_t r0, int64_t r1, int64_t k, int64_t l, const int32_t* assign,
+                   int64_t n, int64_t blocks, const float* const* rows, float beta) {
+#ifdef __AVX512F__
+  const bool stream = beta == 0.0f && k % 16 == 0 && reinterpret_cast<uintptr_t>(dx) % 64 == 0;
+  if (stream) {
+    std::vector<float> buffer(static_cast<size_t>(k + 16));
+    for (int64_t i = r0; i < r1; ++i) {
+      gather_copy_row(buffer.data(), k, l, assign + i, n, 0, blocks, rows, 0.0f, k + 16);
+      float* dst = dx + i * k;
+      for (int64_t j = 0; j < k; j += 16) _mm512_stream_ps(dst + j, _mm512_loadu_ps(buffer.data() + j));
+    }
+    _mm_sfence();
+    return;
+  }
+#endif
+  for (int64_t i = r0; i < r1; ++i)
+    gather_copy_row(dx + i * k, k, l, assign + i, n, 0, blocks, rows, beta, k);
+}
+
+// The per-block products are small (n_s x M x L): OpenBLAS threading them
+// one by one costs more than they do (and stalls when the machine is
+// loaded), so blocks are spread over our threads with single-threaded BLAS
+// for the duration (the pools never run at once). Restores on scope exit.
+class SerialBlas {
+ public:
+  SerialBlas() { core::blas_set_threads(1); }
+  ~SerialBlas() { core::blas_set_threads(core::num_threads()); }
+  SerialBlas(const SerialBlas&) = delete;
+  SerialBlas& operator=(const SerialBlas&) = delete;
+};
 
 constexpr int64_t kGroupFloats = int64_t{1} << 17;  // 512 KB of per-cluster products per group: fits L2
 
@@ -52,7 +237,10 @@ void ReuseProduct::set_settings(const ReuseSettings& settings) {
                          settings.H == settings_.H && settings.width == settings_.width &&
                          settings.seed == settings_.seed;
   settings_ = settings;
-  if (!same_hash) hasher_.reset();
+  if (!same_hash) {
+    hasher_.reset();
+    last_clusters_per_block_ = 0;
+  }
 }
 
 std::string ReuseProduct::describe() const {
@@ -77,7 +265,9 @@ std::unique_ptr<core::ProductSaved> ReuseProduct::forward(const core::Tensor& x,
   auto saved = std::make_unique<ReuseSaved>();
   saved->m = m;
   Clustering& c = saved->clustering;
-  c = cluster_rows(x.data(), n, k, *hasher_, &stats_.hash_s, &stats_.cluster_s);
+  c = cluster_rows(x.data(), n, k, *hasher_, &stats_.hash_s, &stats_.cluster_s,
+                   last_clusters_per_block_);
+  last_clusters_per_block_ = c.blocks > 0 ? c.total_clusters() / c.blocks : 0;
   const int64_t l = c.L;
   float* yd = y.data();
   if (c.blocks == 0) std::fill(yd, yd + n * m, 0.0f);
@@ -87,29 +277,30 @@ std::unique_ptr<core::ProductSaved> ReuseProduct::forward(const core::Tensor& x,
   for (auto [g0, g1] : block_groups(c, m)) {
     const int64_t base = c.offset[g0];
     products.resize(static_cast<size_t>((c.offset[g1] - base) * m));
-    // P_s = centroids_s . W_s^T (n_s x M), one sgemm per block (OpenBLAS
-    // threads it; a hand-written loop ran ~5x slower once n_s is large). The
-    // zero cluster's row is computed (its centroid is zero) but never gathered.
+    // P_s = centroids_s . W_s^T (n_s x M), one sgemm per block (a
+    // hand-written loop ran ~5x slower once n_s is large), blocks over our
+    // threads. The zero cluster's row is computed (its centroid is zero) but
+    // never gathered.
     watch.restart();
-    for (int64_t s = g0; s < g1; ++s) {
-      const int64_t len = std::min(l, k - s * l);
-      core::gemm(core::Trans::No, core::Trans::Yes, c.clusters(s), m, len, 1.0f,
-                 c.centroid.data() + c.offset[s] * l, l, w.data() + s * l, k, 0.0f,
-                 products.data() + (c.offset[s] - base) * m, m);
+    {
+      SerialBlas serial;
+      core::parallel_for(g1 - g0, [&](int64_t b0, int64_t b1) {
+        for (int64_t s = g0 + b0; s < g0 + b1; ++s) {
+          const int64_t len = std::min(l, k - s * l);
+          core::gemm(core::Trans::No, core::Trans::Yes, c.clusters(s), m, len, 1.0f,
+                     c.centroid.data() + c.offset[s] * l, l, w.data() + s * l, k, 0.0f,
+                     products.data() + (c.offset[s] - base) * m, m);
+        }
+      }, 1);
     }
     stats_.gemm_s += watch.lap();
     // Y[i] (+)= sum over the group's blocks of P_s[cluster_s(i)].
+    std::vector<const float*> rows(static_cast<size_t>(c.blocks));
+    for (int64_t s = g0; s < g1; ++s) rows[s] = products.data() + (c.offset[s] - base) * m;
     core::parallel_for(n, [&](int64_t r0, int64_t r1) {
-      for (int64_t i = r0; i < r1; ++i) {
-        float* yr = yd + i * m;
-        if (g0 == 0) std::fill(yr, yr + m, 0.0f);
-        for (int64_t s = g0; s < g1; ++s) {
-          const int32_t id = c.assign[s * n + i];
-          if (id == c.zero_id[s]) continue;
-          const float* p = products.data() + (c.offset[s] - base + id) * m;
-          for (int64_t o = 0; o < m; ++o) yr[o] += p[o];
-        }
-      }
+      for (int64_t i = r0; i < r1; ++i)
+        gather_sum_row(yd + i * m, m, g0 != 0, c.assign.data() + i, n, g0, g1, c.zero_id.data(),
+                       rows.data());
     }, 64);
     stats_.scatter_s += watch.lap();
   }
@@ -150,6 +341,11 @@ void ReuseProduct::backward(core::ProductSaved& saved_base, const core::Tensor& 
   const int threads = core::num_threads();
   std::vector<std::vector<float>> partial(static_cast<size_t>(threads));
   std::vector<float> seg, dxc;
+  // Per-cluster input gradients of all blocks (total clusters x L: a few MB
+  // at most), so dX is written in one row-major pass at the end: each dX
+  // cache line is written once, completely (per-group passes wrote partial
+  // lines of the 200 MB dX several times, which cost more than the rest).
+  if (cluster_dx) dxc.resize(static_cast<size_t>(c.total_clusters() * l));
   core::Stopwatch watch;
   for (auto [g0, g1] : block_groups(c, m)) {
     const int64_t base = c.offset[g0], count = c.offset[g1] - base;
@@ -159,13 +355,10 @@ void ReuseProduct::backward(core::ProductSaved& saved_base, const core::Tensor& 
     core::parallel_for_indexed(n, [&](int t, int64_t r0, int64_t r1) {
       std::vector<float>& g = partial[t];
       g.assign(static_cast<size_t>(count * m), 0.0f);
-      for (int64_t i = r0; i < r1; ++i) {
-        const float* d = dyd + i * m;
-        for (int64_t s = g0; s < g1; ++s) {
-          float* dst = g.data() + (c.offset[s] - base + c.assign[s * n + i]) * m;
-          for (int64_t o = 0; o < m; ++o) dst[o] += d[o];
-        }
-      }
+      std::vector<float*> rows(static_cast<size_t>(c.blocks));
+      for (int64_t s = g0; s < g1; ++s) rows[s] = g.data() + (c.offset[s] - base) * m;
+      for (int64_t i = r0; i < r1; ++i)
+        scatter_add_row(dyd + i * m, m, c.assign.data() + i, n, g0, g1, rows.data());
     }, 256);
     int used = 0;
     for (auto& p : partial) used += !p.empty();
@@ -184,44 +377,40 @@ void ReuseProduct::backward(core::ProductSaved& saved_base, const core::Tensor& 
 
     // dW_s += G_s^T . centroids_s (M x len) and the per-cluster input
     // gradients dXc_s = diag(1/|c|) G_s . W_s (n_s x len), sgemm per block.
-    if (cluster_dx) dxc.resize(static_cast<size_t>(count * l));
-    for (int64_t s = g0; s < g1; ++s) {
-      const int64_t len = std::min(l, k - s * l), ns = c.clusters(s);
-      const float* g = seg.data() + (c.offset[s] - base) * m;
-      if (dw)
-        core::gemm(core::Trans::Yes, core::Trans::No, m, len, ns, 1.0f, g, m,
-                   c.centroid.data() + c.offset[s] * l, l, 1.0f, dw + s * l, k);
-      if (cluster_dx) {
-        float* out = dxc.data() + (c.offset[s] - base) * l;
-        core::gemm(core::Trans::No, core::Trans::No, ns, len, m, 1.0f, g, m, w.data() + s * l, k,
-                   0.0f, out, l);
-        for (int64_t id = 0; id < ns; ++id) {
-          const float inv = 1.0f / static_cast<float>(c.count[c.offset[s] + id]);
-          for (int64_t j = 0; j < len; ++j) out[id * l + j] *= inv;
-        }
-      }
-    }
-    stats_.gemm_s += watch.lap();
-
-    // dX[i, block s] = dXc_s[cluster_s(i)] (+ beta dX).
-    if (cluster_dx) {
-      core::parallel_for(n, [&](int64_t r0, int64_t r1) {
-        for (int64_t i = r0; i < r1; ++i) {
-          for (int64_t s = g0; s < g1; ++s) {
-            const int64_t len = std::min(l, k - s * l);
-            const float* src = dxc.data() + (c.offset[s] - base + c.assign[s * n + i]) * l;
-            float* dst = dx + i * k + s * l;
-            if (dx_beta == 0.0f) {
-              for (int64_t j = 0; j < len; ++j) dst[j] = src[j];
-            } else {
-              for (int64_t j = 0; j < len; ++j) dst[j] = src[j] + dx_beta * dst[j];
+    {
+      SerialBlas serial;
+      core::parallel_for(g1 - g0, [&](int64_t b0, int64_t b1) {
+        for (int64_t s = g0 + b0; s < g0 + b1; ++s) {
+          const int64_t len = std::min(l, k - s * l), ns = c.clusters(s);
+          const float* g = seg.data() + (c.offset[s] - base) * m;
+          if (dw)  // blocks own disjoint columns of dW
+            core::gemm(core::Trans::Yes, core::Trans::No, m, len, ns, 1.0f, g, m,
+                       c.centroid.data() + c.offset[s] * l, l, 1.0f, dw + s * l, k);
+          if (cluster_dx) {
+            float* out = dxc.data() + c.offset[s] * l;
+            core::gemm(core::Trans::No, core::Trans::No, ns, len, m, 1.0f, g, m, w.data() + s * l, k,
+                       0.0f, out, l);
+            for (int64_t id = 0; id < ns; ++id) {
+              const float inv = 1.0f / static_cast<float>(c.count[c.offset[s] + id]);
+              for (int64_t j = 0; j < len; ++j) out[id * l + j] *= inv;
             }
           }
         }
-      }, 64);
-      stats_.scatter_s += watch.lap();
+      }, 1);
     }
+    stats_.gemm_s += watch.lap();
+
     seg.swap(partial[0]);  // keep the buffer's capacity for the next group
+  }
+  // dX[i, block s] = dXc_s[cluster_s(i)] (+ beta dX).
+  if (cluster_dx) {
+    watch.restart();
+    std::vector<const float*> rows(static_cast<size_t>(c.blocks));
+    for (int64_t s = 0; s < c.blocks; ++s) rows[s] = dxc.data() + c.offset[s] * l;
+    core::parallel_for(n, [&](int64_t r0, int64_t r1) {
+      write_dx_rows(dx, r0, r1, k, l, c.assign.data(), n, c.blocks, rows.data(), dx_beta);
+    }, 64);
+    stats_.scatter_s += watch.lap();
   }
   stats_.backward_s += total.seconds();
 }

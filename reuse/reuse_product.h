@@ -42,6 +42,7 @@ class ReuseProduct final : public core::Product {
   ReuseSettings settings_;
   std::unique_ptr<Hasher> hasher_;  // built on first use for the current settings and K
   double last_remaining_ratio_ = 1.0;
+  int64_t last_clusters_per_block_ = 0;  // table size hint for the next forward
 };
 
 }  // namespace deja::reuse

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <sys/mman.h>
 #include <vector>
 
 #include "core/blas.h"
@@ -24,12 +25,29 @@ using core::Tensor;
 
 namespace {
 
+bool g_huge_pages = false;
+
+// With --huge-pages, ask for transparent huge pages on a fresh big tensor
+// before its first touch (the experiment behind the perf notes' advice to
+// madvise large buffers: strided row passes otherwise miss the TLB per row).
+Tensor big_tensor(core::Shape shape) {
+  Tensor t = Tensor::empty(shape);
+  if (g_huge_pages) {
+    const auto begin = reinterpret_cast<uintptr_t>(t.data());
+    const uintptr_t end = begin + static_cast<uintptr_t>(t.numel()) * sizeof(float);
+    const uintptr_t page = uintptr_t{2} << 20;
+    const uintptr_t lo = (begin + page - 1) & ~(page - 1), hi = end & ~(page - 1);
+    if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);
+  }
+  return t;
+}
+
 Tensor synthetic_rows(int64_t n, int64_t k, int64_t block, int64_t protos, double noise,
                       double zero_fraction, uint64_t seed) {
   core::Rng rng(seed, 11);
   std::vector<float> p(static_cast<size_t>(protos * k));
   for (auto& v : p) v = std::max(0.0f, rng.normal());  // ReLU-like prototypes
-  Tensor x = Tensor::empty({n, k});
+  Tensor x = big_tensor({n, k});
   for (int64_t i = 0; i < n; ++i)
     for (int64_t s = 0; s * block < k; ++s) {
       const int64_t lo = s * block, hi = std::min(k, lo + block);
@@ -85,7 +103,8 @@ int main(int argc, char** argv) {
       "zeros", "zero sub-vector fraction", cxxopts::value<double>()->default_value("0.1"))(
       "threads", "threads", cxxopts::value<int>()->default_value("2"))(
       "reps", "repetitions", cxxopts::value<int>()->default_value("5"))(
-      "cpu-time", "report process CPU time instead of wall time")("h,help", "help");
+      "cpu-time", "report process CPU time instead of wall time")(
+      "huge-pages", "madvise(MADV_HUGEPAGE) X and dX before their first touch")("h,help", "help");
   auto a = opts.parse(argc, argv);
   if (a.count("help")) {
     std::puts(opts.help().c_str());
@@ -104,6 +123,7 @@ int main(int argc, char** argv) {
   s.validate("reuse_bench");
   const int reps = a["reps"].as<int>();
   g_cpu_time = a.count("cpu-time") > 0;
+  g_huge_pages = a.count("huge-pages") > 0;
   if (auto warn = core::blas_core_warning(); !warn.empty()) std::printf("WARNING: %s\n", warn.c_str());
 
   Tensor x = synthetic_rows(n, k, s.L, a["protos"].as<int64_t>(), a["noise"].as<double>(),
@@ -112,7 +132,7 @@ int main(int argc, char** argv) {
   Tensor w = Tensor::empty({m, k}), dy = Tensor::empty({n, m});
   for (int64_t i = 0; i < w.numel(); ++i) w[i] = rng.normal() * 0.02f;
   for (int64_t i = 0; i < dy.numel(); ++i) dy[i] = rng.normal();
-  Tensor y = Tensor::empty({n, m}), dw = Tensor::zeros({m, k}), dx = Tensor::empty({n, k});
+  Tensor y = Tensor::empty({n, m}), dw = Tensor::zeros({m, k}), dx = big_tensor({n, k});
 
   auto dense = core::make_dense_product();
   std::unique_ptr<core::ProductSaved> saved;

@@ -9,7 +9,9 @@
 // the activations are those of an untrained network.
 #include <cxxopts.hpp>
 
+#include <algorithm>
 #include <cstdio>
+#include <stdexcept>
 #include <fstream>
 #include <memory>
 #include <vector>
@@ -57,6 +59,28 @@ struct GridPoint {
   double width;
 };
 
+// "qproj:20:8:1.0,sign:10:16:0" -> grid points (family:L:H:width).
+std::vector<GridPoint> parse_points(const std::string& text) {
+  std::vector<GridPoint> g;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find(',', pos);
+    if (end == std::string::npos) end = text.size();
+    const std::string item = text.substr(pos, end - pos);
+    GridPoint p;
+    char family[32] = {};
+    long long l = 0, h = 0;
+    if (std::sscanf(item.c_str(), "%31[a-z]:%lld:%lld:%lf", family, &l, &h, &p.width) != 4)
+      throw std::invalid_argument("--points: expected family:L:H:width, got '" + item + "'");
+    p.family = family;
+    p.l = l;
+    p.h = h;
+    g.push_back(p);
+    pos = end + 1;
+  }
+  return g;
+}
+
 std::vector<GridPoint> grid() {
   std::vector<GridPoint> g;
   for (int64_t l : {10, 20}) {
@@ -75,7 +99,11 @@ int main(int argc, char** argv) {
   cxxopts::Options opts("reuse_sweep", "reuse error against r_c per hash family on real activations");
   opts.add_options()("config", "run config", cxxopts::value<std::string>()->default_value("configs/cifarnet.json"))(
       "out", "CSV path", cxxopts::value<std::string>()->default_value("reuse_sweep.csv"))(
-      "threads", "threads", cxxopts::value<int>()->default_value("2"))("h,help", "help");
+      "threads", "threads", cxxopts::value<int>()->default_value("2"))(
+      "points", "grid points family:L:H:width,... instead of the built-in grid", cxxopts::value<std::string>())(
+      "layer", "only this layer", cxxopts::value<std::string>())(
+      "repeats", "timed repeats per point (the log shows the median-of-repeats time)",
+      cxxopts::value<int>()->default_value("1"))("h,help", "help");
   auto a = opts.parse(argc, argv);
   if (a.count("help")) {
     std::puts(opts.help().c_str());
@@ -106,7 +134,21 @@ int main(int argc, char** argv) {
     }
     std::ofstream out(a["out"].as<std::string>());
     out << "family,layer,L,H,width,r_c,err_y,err_dw,err_dx\n";
+    const auto points = a.count("points") ? parse_points(a["points"].as<std::string>()) : grid();
+    const int repeats = std::max(1, a["repeats"].as<int>());
+    // Median over repeats of one product's forward + backward wall time.
+    auto timed = [&](core::Product& product, const Tensor& x, const Tensor& w, const Tensor& dy) {
+      std::vector<double> t;
+      for (int r = 0; r < repeats; ++r) {
+        product.reset_stats();
+        reuse::compare_to_dense(product, x, w, dy);
+        t.push_back((product.stats().forward_s + product.stats().backward_s) * 1e3);
+      }
+      std::sort(t.begin(), t.end());
+      return t[t.size() / 2];
+    };
     for (auto& [name, rec] : recorders) {
+      if (a.count("layer") && name != a["layer"].as<std::string>()) continue;
       const Tensor& x = rec->x();
       const Tensor& w = rec->w();
       std::fprintf(stderr, "%s: X [%lld, %lld], W [%lld, %lld]\n", name.c_str(),
@@ -117,9 +159,8 @@ int main(int argc, char** argv) {
       for (int64_t i = 0; i < dy.numel(); ++i) dy[i] = rng.normal();
       // Wall time of one dense forward+backward (dW and dX), for the log.
       auto dense = core::make_dense_product();
-      reuse::compare_to_dense(*dense, x, w, dy);
-      const double dense_ms = (dense->stats().forward_s + dense->stats().backward_s) * 1e3;
-      for (const auto& p : grid()) {
+      double dense_ms = timed(*dense, x, w, dy);
+      for (const auto& p : points) {
         if (p.l > x.size(1)) continue;
         reuse::ReuseSettings s;
         s.enabled = true;
@@ -130,6 +171,10 @@ int main(int argc, char** argv) {
         s.seed = seed;
         reuse::ReuseProduct product(s);
         auto e = reuse::compare_to_dense(product, x, w, dy);
+        if (repeats > 1) {
+          dense_ms = timed(*dense, x, w, dy);  // side by side: the machine is shared
+          timed(product, x, w, dy);
+        }
         out << p.family << ',' << name << ',' << p.l << ',' << p.h << ',' << p.width << ','
             << e.remaining_ratio << ',' << e.err_y << ',' << e.err_dw << ',' << e.err_dx << '\n';
         const auto& st = product.stats();

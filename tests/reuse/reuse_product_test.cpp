@@ -195,6 +195,41 @@ TEST_CASE("random data: forward, dW and both dX modes equal the plain clustered 
   }
 }
 
+TEST_CASE("vector kernels: output widths around 64, L below and above 16, streamed and scaled dX") {
+  // M = 80 and 70: a full 64-float slice plus a masked tail; M = 16: tail only.
+  // K = 160 (a multiple of 16, aligned rows): dX is streamed when beta == 0;
+  // K = 150: the plain path. L = 10 writes whole 16-float vectors past the
+  // block (overwritten by the next block), L = 20 takes the masked loop.
+  for (int64_t m : {16, 70, 80}) {
+    for (int64_t k : {150, 160}) {
+      for (int64_t l : {10, 20}) {
+        CAPTURE(m);
+        CAPTURE(k);
+        CAPTURE(l);
+        const int64_t n = 203;
+        Tensor x = random_rows_with_zero_blocks(n, k, l, 31), w = random_tensor({m, k}, 32),
+               dy = random_tensor({n, m}, 33);
+        auto s = settings("qproj", l, 4, 1.0);
+        auto c = assignment(s, x);
+        CHECK(c.remaining_ratio() < 1.0);
+        auto ref = reference(c, x, w, dy);
+        // beta 0 over NaN: dX must be overwritten, never read.
+        auto o = run(s, x, w, dy, 0.0f, std::nanf(""));
+        int64_t non_finite = 0;  // max_abs_diff would not see a NaN
+        for (int64_t i = 0; i < n * k; ++i) non_finite += !std::isfinite(o.dx[i]);
+        CHECK(non_finite == 0);
+        CHECK(max_abs_diff(o.y.data(), ref.y) < 1e-4);
+        CHECK(max_abs_diff(o.dw.data(), ref.dw) < 1e-3);
+        CHECK(max_abs_diff(o.dx.data(), ref.dx_cluster) < 1e-4);
+        auto ob = run(s, x, w, dy, 0.5f, 2.0f);
+        std::vector<double> want = ref.dx_cluster;
+        for (auto& v : want) v += 1.0;
+        CHECK(max_abs_diff(ob.dx.data(), want) < 1e-4);
+      }
+    }
+  }
+}
+
 TEST_CASE("dX honours beta, and dW accumulates") {
   const int64_t n = 64, k = 20, m = 5;
   Tensor x = random_rows_with_zero_blocks(n, k, 6, 21), w = random_tensor({m, k}, 22),
