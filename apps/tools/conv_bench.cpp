@@ -28,13 +28,33 @@ struct Shape2d {
   int64_t batch, in, size, out, kernel, pad;
 };
 
+// Forwards to the dense product without being it, so conv2d takes its general
+// path (whole-batch patch matrix, one product call: what the reuse engine
+// gets) instead of the chunked direct path: --general compares the two.
+class ForwardingProduct final : public core::Product {
+ public:
+  std::string describe() const override { return "dense (general path)"; }
+  std::unique_ptr<core::ProductSaved> forward(const Tensor& x, const Tensor& w, Tensor& y,
+                                              bool for_backward) override {
+    return inner_->forward(x, w, y, for_backward);
+  }
+  void backward(core::ProductSaved& saved, const Tensor& dy, const Tensor& w, float* dw, float* dx,
+                float dx_beta) override {
+    inner_->backward(saved, dy, w, dw, dx, dx_beta);
+  }
+  core::Product& inner() { return *inner_; }
+
+ private:
+  std::shared_ptr<core::Product> inner_ = core::make_dense_product();
+};
+
 Tensor random_tensor(core::Shape shape, core::Rng& rng) {
   Tensor t = Tensor::empty(std::move(shape));
   for (int64_t i = 0; i < t.numel(); ++i) t[i] = rng.uniform(-1.0f, 1.0f);
   return t;
 }
 
-void run(const Shape2d& s, int repeats) {
+void run(const Shape2d& s, int repeats, bool general) {
   core::Rng rng(42, 7);
   layers::Conv2dOptions o;
   o.in_channels = s.in;
@@ -43,6 +63,9 @@ void run(const Shape2d& s, int repeats) {
   o.padding = s.pad;
   core::Rng init = core::make_rng(1, core::RngPurpose::Init);
   layers::Conv2d conv(o, init);
+  auto forwarding = std::make_shared<ForwardingProduct>();
+  if (general) conv.set_product(forwarding);
+  core::Product& timed = general ? forwarding->inner() : *conv.product();
   Tensor x = random_tensor({s.batch, s.in, s.size, s.size}, rng);
   // The input is bound as a parameter too, so the backward computes dX (a
   // middle layer, the expensive case).
@@ -64,7 +87,7 @@ void run(const Shape2d& s, int repeats) {
   // machine load; repeat 0 warms up (buffers, thread pools).
   std::vector<double> fwd, bwd, total, bare;
   for (int r = 0; r <= repeats; ++r) {
-    if (r == 1) conv.product()->reset_stats();
+    if (r == 1) timed.reset_stats();
     core::Stopwatch sw;
     Tensor y = conv.forward(x);
     double tf = sw.lap();
@@ -87,13 +110,13 @@ void run(const Shape2d& s, int repeats) {
       bare.push_back(tg);
     }
   }
-  const core::ProductStats& st = conv.product()->stats();
+  const core::ProductStats& st = timed.stats();
   const double product_ms = (st.forward_s + st.backward_s) / repeats * 1e3;
 
   const double gflop = 3.0 * 2.0 * rows * k * m * 1e-9;
   const double t_layer = core::median(total), t_bare = core::median(bare);
-  std::printf("%-14s N=%lld %lld->%lld %lldx%lld pad %lld, %lldx%lld: GEMM rows %lld K %lld M %lld\n",
-              s.name, (long long)s.batch, (long long)s.in, (long long)s.out, (long long)s.kernel,
+  std::printf("%-14s (%s path) N=%lld %lld->%lld %lldx%lld pad %lld, %lldx%lld: GEMM rows %lld K %lld M %lld\n",
+              s.name, general ? "general" : "direct", (long long)s.batch, (long long)s.in, (long long)s.out, (long long)s.kernel,
               (long long)s.kernel, (long long)s.pad, (long long)s.size, (long long)s.size,
               (long long)rows, (long long)k, (long long)m);
   std::printf("  bare sgemm x3 : %8.2f ms  %6.1f GFLOP/s\n", t_bare * 1e3, gflop / t_bare);
@@ -111,6 +134,7 @@ int main(int argc, char** argv) {
   cxxopts::Options cli("conv_bench", "dense conv2d forward+backward vs bare sgemm");
   cli.add_options()("threads", "threads (ours and OpenBLAS)", cxxopts::value<int>()->default_value("2"))(
       "repeats", "timed repeats (median reported)", cxxopts::value<int>()->default_value("7"))(
+      "general", "use conv2d's general path (whole-batch patch matrix, as under reuse)")(
       "h,help", "this help");
   auto args = cli.parse(argc, argv);
   if (args.count("help")) {
@@ -122,7 +146,8 @@ int main(int argc, char** argv) {
               core::num_threads());
   if (std::string w = core::blas_core_warning(); !w.empty()) std::printf("warning: %s\n", w.c_str());
   const int repeats = args["repeats"].as<int>();
-  run({"cifarnet conv2", 128, 64, 16, 64, 5, 2}, repeats);
-  run({"vgg conv3", 128, 256, 8, 256, 3, 1}, repeats);
+  const bool general = args.count("general") > 0;
+  run({"cifarnet conv2", 128, 64, 16, 64, 5, 2}, repeats, general);
+  run({"vgg conv3", 128, 256, 8, 256, 3, 1}, repeats, general);
   return 0;
 }
