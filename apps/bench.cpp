@@ -12,8 +12,10 @@
 
 #include <cxxopts.hpp>
 #include <fstream>
+#include <cstdlib>
 #include <iostream>
 
+#include "core/blas_idle.h"
 #include "apps/common/image_task.h"
 #include "apps/common/lm_task.h"
 #include "apps/common/logging.h"
@@ -278,6 +280,9 @@ int run(int argc, char** argv) {
 
   core::Json out = {{"config", source}, {"batch", tm.task->batch_size()}, {"threads", config.threads},
                     {"repeats", repeats}, {"openblas_core", core::blas_core_name()}};
+  // What OpenBLAS's idle workers were told (core/blas_idle.h): part of the setup a figure was taken with.
+  const char* spin = std::getenv("OPENBLAS_THREAD_TIMEOUT");
+  out["openblas_thread_timeout"] = spin ? core::Json(spin) : core::Json(nullptr);
   std::string warning = core::blas_core_warning();
   if (!warning.empty()) spdlog::warn("{}", warning);
 
@@ -446,6 +451,7 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  deja::core::reexec_with_short_blas_spin(argv);  // before any GEMM: core/blas_idle.h
   try {
     return run(argc, argv);
   } catch (const cxxopts::exceptions::exception& e) {

@@ -3,6 +3,7 @@
 // one JSON object). Run with --help.
 #include <spdlog/spdlog.h>
 
+#include "core/blas_idle.h"
 #include "apps/common/cli.h"
 #include <algorithm>
 #include <cmath>
@@ -96,6 +97,7 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  deja::core::reexec_with_short_blas_spin(argv);  // before any GEMM: core/blas_idle.h
   try {
     return run(argc, argv);
   } catch (const cxxopts::exceptions::exception& e) {

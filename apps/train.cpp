@@ -2,6 +2,7 @@
 // validation, metrics.jsonl and resumable checkpoints. Run with --help.
 #include <spdlog/spdlog.h>
 
+#include "core/blas_idle.h"
 #include "apps/common/cli.h"
 #include <filesystem>
 #include <fstream>
@@ -109,6 +110,7 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  deja::core::reexec_with_short_blas_spin(argv);  // before any GEMM: core/blas_idle.h
   try {
     return run(argc, argv);
   } catch (const apps::NonFiniteLoss& e) {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/blas_idle.h"
 #include "core/autograd.h"
 #include "core/blas.h"
 #include "core/parallel.h"
@@ -131,6 +132,7 @@ void run(const Shape2d& s, int repeats, bool general) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  deja::core::reexec_with_short_blas_spin(argv);  // before any GEMM: core/blas_idle.h
   cxxopts::Options cli("conv_bench", "dense conv2d forward+backward vs bare sgemm");
   cli.add_options()("threads", "threads (ours and OpenBLAS)", cxxopts::value<int>()->default_value("2"))(
       "repeats", "timed repeats (median reported)", cxxopts::value<int>()->default_value("7"))(

@@ -12,6 +12,7 @@
 
 #include <cxxopts.hpp>
 
+#include "core/blas_idle.h"
 #include "core/autograd.h"
 #include "core/parallel.h"
 #include "core/parameters.h"
@@ -74,6 +75,7 @@ double time_copy(const deja::core::Shape& shape, int repeats) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  deja::core::reexec_with_short_blas_spin(argv);  // before any GEMM: core/blas_idle.h
   cxxopts::Options options("eltwise_bench", "forward/backward time of relu, maxpool and LRN");
   options.add_options()("threads", "threads", cxxopts::value<int>()->default_value("2"))(
       "repeats", "timed repeats", cxxopts::value<int>()->default_value("15"))("h,help", "help");

@@ -14,6 +14,7 @@
 #include <cxxopts.hpp>
 #include <nlohmann/json.hpp>
 
+#include "core/blas_idle.h"
 #include "core/autograd.h"
 #include "core/blas.h"
 #include "core/grad_clip.h"
@@ -44,6 +45,7 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  deja::core::reexec_with_short_blas_spin(argv);  // before any GEMM: core/blas_idle.h
   cxxopts::Options cli("lstm_bench", "LSTM language model: training window time, dense vs reuse");
   cli.add_options()("threads", "threads (ours and OpenBLAS)", cxxopts::value<int>()->default_value("2"))(
       "windows", "timed windows", cxxopts::value<int>()->default_value("10"))(

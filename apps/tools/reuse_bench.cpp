@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <vector>
 
+#include "core/blas_idle.h"
 #include "core/blas.h"
 #include "core/parallel.h"
 #include "core/rng.h"
@@ -89,6 +90,7 @@ double median_ms(int reps, F&& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  deja::core::reexec_with_short_blas_spin(argv);  // before any GEMM: core/blas_idle.h
   cxxopts::Options opts("reuse_bench", "dense vs reuse weight product timing");
   opts.add_options()("n", "rows", cxxopts::value<int64_t>()->default_value("32768"))(
       "k", "columns", cxxopts::value<int64_t>()->default_value("1600"))(

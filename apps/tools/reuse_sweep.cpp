@@ -16,6 +16,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/blas_idle.h"
 #include "core/autograd.h"
 #include "core/json_util.h"
 #include "core/parallel.h"
@@ -96,6 +97,7 @@ std::vector<GridPoint> grid() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  deja::core::reexec_with_short_blas_spin(argv);  // before any GEMM: core/blas_idle.h
   cxxopts::Options opts("reuse_sweep", "reuse error against r_c per hash family on real activations");
   opts.add_options()("config", "run config", cxxopts::value<std::string>()->default_value("configs/cifarnet.json"))(
       "out", "CSV path", cxxopts::value<std::string>()->default_value("reuse_sweep.csv"))(
