@@ -163,18 +163,28 @@ class Conv2dNode final : public core::Node {
 
 // ---- Direct path -----------------------------------------------------------
 
-// Bytes of patches + channel-major output per chunk: small enough for the
-// chunk to stay in cache between im2col, the GEMM and the copy/col2im, large
-// enough that each GEMM is big (M x c*P x K) and packs W rarely.
-constexpr int64_t kChunkBytes = int64_t{4} << 20;
+// Each thread of our pool takes a contiguous range of images and walks it in
+// chunks small enough to stay in its own cache between im2col, the GEMM and
+// the copy / col2im; its GEMMs are single-threaded (one OpenBLAS call per
+// chunk would otherwise wake, spin for and wait on OpenBLAS's workers: on two
+// cores that synchronisation cost a fifth of the step). The image ranges are
+// fixed by the thread count, so results repeat for a given thread count.
+constexpr int64_t kChunkBytesPerThread = int64_t{2} << 20;
 
-int64_t chunk_images(int64_t batch, int64_t pixels, int64_t k, int64_t m_count) {
+int64_t chunk_images(int64_t pixels, int64_t k, int64_t m_count) {
   const int64_t per_image = pixels * (k + m_count) * static_cast<int64_t>(sizeof(float));
-  const int64_t threads = core::num_threads();
-  int64_t c = std::max<int64_t>(1, kChunkBytes / per_image);
-  if (c > threads) c -= c % threads;  // every thread gets whole images in im2col / col2im
-  return std::max<int64_t>(1, std::min(std::max(c, threads), batch));
+  return std::max<int64_t>(1, kChunkBytesPerThread / per_image);
 }
+
+// Single-threaded OpenBLAS while our pool runs the GEMMs (the pools never run
+// at once: design.md section 2). Restores the process-wide count on exit.
+class SerialBlasScope {
+ public:
+  SerialBlasScope() { core::blas_set_threads(1); }
+  ~SerialBlasScope() { core::blas_set_threads(core::num_threads()); }
+  SerialBlasScope(const SerialBlasScope&) = delete;
+  SerialBlasScope& operator=(const SerialBlasScope&) = delete;
+};
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -192,59 +202,75 @@ class DirectConvNode final : public core::Node {
     const int64_t batch = x_.size(0), pixels = g_.out_h() * g_.out_w();
     const int64_t m_count = w_.size(0), k = w_.size(1);
     const int64_t image_size = g_.channels * g_.height * g_.width;
-    const int64_t chunk = chunk_images(batch, pixels, k, m_count);
+    const int64_t chunk = chunk_images(pixels, k, m_count);
     const bool want_dx = input_needs_grad(0), want_dw = input_needs_grad(1), want_db = input_needs_grad(2);
 
-    float* dw = nullptr;
-    if (want_dw) {
-      float beta;
-      dw = input_grad(1, &beta);
-      if (beta == 0.0f) std::fill(dw, dw + m_count * k, 0.0f);  // chunks accumulate
-    }
     float dx_beta = 0.0f;
     float* dx = want_dx ? input_grad(0, &dx_beta) : nullptr;
-    // Per (image, channel) sums of dY, reduced in a fixed order below.
+    // Per (image, channel) sums of dY and per-thread dW partials, reduced in a
+    // fixed order below.
     std::vector<double> plane_sums(want_db ? batch * m_count : 0);
+    const int threads = core::num_threads();
+    std::vector<Tensor> dw_parts(want_dw ? threads : 0);
 
     const float* go = grad_output.data();
     const float* xd = x_.data();
     const float* wd = w_.data();
-    Tensor cols = scratch(kChunkCols, {chunk * pixels, k});
-    Tensor dyt = scratch(kChunkPlanes, {m_count, chunk * pixels});
-    Tensor dcols = want_dx ? scratch(kChunkGrad, {chunk * pixels, k}) : Tensor();
-    for (int64_t n0 = 0; n0 < batch; n0 += chunk) {
-      const int64_t c = std::min(chunk, batch - n0), cp = c * pixels;
-      float* cd = cols.data();
-      float* td = dyt.data();
-      core::parallel_for(c, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) {
-          const int64_t n = n0 + i;
-          if (want_dw) im2col_kmajor(xd + n * image_size, g_, cd + i * pixels, cp);
-          for (int64_t m = 0; m < m_count; ++m) {
-            const float* src = go + (n * m_count + m) * pixels;
-            float* dst = td + m * cp + i * pixels;
-            float part = 0.0f;
-            for (int64_t p = 0; p < pixels; ++p) {
-              dst[p] = src[p];
-              part += src[p];
+    {
+      SerialBlasScope serial;
+      core::parallel_for_indexed(batch, [&](int t, int64_t b, int64_t e) {
+        Tensor cols = scratch(kChunkCols, {chunk * pixels, k});
+        Tensor dyt = scratch(kChunkPlanes, {m_count, chunk * pixels});
+        Tensor dcols = want_dx ? scratch(kChunkGrad, {chunk * pixels, k}) : Tensor();
+        float* dw_part = nullptr;
+        if (want_dw) {
+          dw_parts[t] = Tensor::zeros({m_count, k});
+          dw_part = dw_parts[t].data();
+        }
+        for (int64_t n0 = b; n0 < e; n0 += chunk) {
+          const int64_t c = std::min(chunk, e - n0), cp = c * pixels;
+          float* cd = cols.data();
+          float* td = dyt.data();
+          for (int64_t i = 0; i < c; ++i) {
+            const int64_t n = n0 + i;
+            if (want_dw) im2col_kmajor(xd + n * image_size, g_, cd + i * pixels, cp);
+            for (int64_t m = 0; m < m_count; ++m) {
+              const float* src = go + (n * m_count + m) * pixels;
+              float* dst = td + m * cp + i * pixels;
+              float part = 0.0f;
+              for (int64_t p = 0; p < pixels; ++p) {
+                dst[p] = src[p];
+                part += src[p];
+              }
+              if (want_db) plane_sums[n * m_count + m] = part;
             }
-            if (want_db) plane_sums[n * m_count + m] = part;
+          }
+          if (want_dw)
+            core::gemm(core::Trans::No, core::Trans::Yes, m_count, k, cp, 1.0f, td, cp, cd, cp, 1.0f, dw_part, k);
+          if (want_dx) {
+            float* dc = dcols.data();
+            core::gemm(core::Trans::Yes, core::Trans::No, k, cp, m_count, 1.0f, wd, k, td, cp, 0.0f, dc, cp);
+            for (int64_t i = 0; i < c; ++i) {
+              float* image = dx + (n0 + i) * image_size;
+              if (dx_beta == 0.0f) std::fill(image, image + image_size, 0.0f);
+              col2im_kmajor_add(dc + i * pixels, cp, g_, image);
+            }
           }
         }
       });
-      if (want_dw)
-        core::gemm(core::Trans::No, core::Trans::Yes, m_count, k, cp, 1.0f, td, cp, cd, cp, 1.0f, dw, k);
-      if (want_dx) {
-        float* dc = dcols.data();
-        core::gemm(core::Trans::Yes, core::Trans::No, k, cp, m_count, 1.0f, wd, k, td, cp, 0.0f, dc, cp);
-        core::parallel_for(c, [&](int64_t b, int64_t e) {
-          for (int64_t i = b; i < e; ++i) {
-            float* image = dx + (n0 + i) * image_size;
-            if (dx_beta == 0.0f) std::fill(image, image + image_size, 0.0f);
-            col2im_kmajor_add(dc + i * pixels, cp, g_, image);
-          }
-        });
-      }
+    }
+    if (want_dw) {
+      float beta;
+      float* dw = input_grad(1, &beta);
+      const int64_t count = m_count * k;
+      core::parallel_for(count, [&](int64_t b, int64_t e) {
+        for (int64_t j = b; j < e; ++j) {
+          float sum = beta != 0.0f ? dw[j] : 0.0f;
+          for (const Tensor& part : dw_parts)
+            if (part.numel()) sum += part.data()[j];
+          dw[j] = sum;
+        }
+      }, 4096);
     }
     if (want_db) {
       float beta;
@@ -271,34 +297,34 @@ class DirectConvNode final : public core::Node {
   std::shared_ptr<core::Product> product_;  // only for its statistics
 };
 
-// out (NCHW) = conv(x) + bias, chunk by chunk (see the top of the file).
+// out (NCHW) = conv(x) + bias, chunk by chunk per thread (see above).
 void direct_forward(const Tensor& x, const ConvGeometry& g, const Tensor& w_rows, const float* bias, Tensor& out) {
   const int64_t batch = x.size(0), pixels = g.out_h() * g.out_w();
   const int64_t m_count = w_rows.size(0), k = w_rows.size(1);
   const int64_t image_size = g.channels * g.height * g.width;
-  const int64_t chunk = chunk_images(batch, pixels, k, m_count);
-  Tensor cols = scratch(kChunkCols, {chunk * pixels, k});
-  Tensor yt = scratch(kChunkPlanes, {m_count, chunk * pixels});
+  const int64_t chunk = chunk_images(pixels, k, m_count);
   const float* xd = x.data();
+  const float* wd = w_rows.data();
   float* od = out.data();
-  for (int64_t n0 = 0; n0 < batch; n0 += chunk) {
-    const int64_t c = std::min(chunk, batch - n0), cp = c * pixels;
+  SerialBlasScope serial;
+  core::parallel_for(batch, [&](int64_t b, int64_t e) {
+    Tensor cols = scratch(kChunkCols, {chunk * pixels, k});
+    Tensor yt = scratch(kChunkPlanes, {m_count, chunk * pixels});
     float* cd = cols.data();
-    core::parallel_for(c, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) im2col_kmajor(xd + (n0 + i) * image_size, g, cd + i * pixels, cp);
-    });
     float* yd = yt.data();
-    core::gemm(core::Trans::No, core::Trans::No, m_count, cp, k, 1.0f, w_rows.data(), k, cd, cp, 0.0f, yd, cp);
-    core::parallel_for(c * m_count, [&](int64_t b, int64_t e) {
-      for (int64_t u = b; u < e; ++u) {
-        const int64_t i = u / m_count, m = u % m_count;
-        const float bm = bias ? bias[m] : 0.0f;
-        const float* src = yd + m * cp + i * pixels;
-        float* dst = od + ((n0 + i) * m_count + m) * pixels;
-        for (int64_t p = 0; p < pixels; ++p) dst[p] = src[p] + bm;
-      }
-    });
-  }
+    for (int64_t n0 = b; n0 < e; n0 += chunk) {
+      const int64_t c = std::min(chunk, e - n0), cp = c * pixels;
+      for (int64_t i = 0; i < c; ++i) im2col_kmajor(xd + (n0 + i) * image_size, g, cd + i * pixels, cp);
+      core::gemm(core::Trans::No, core::Trans::No, m_count, cp, k, 1.0f, wd, k, cd, cp, 0.0f, yd, cp);
+      for (int64_t i = 0; i < c; ++i)
+        for (int64_t m = 0; m < m_count; ++m) {
+          const float bm = bias ? bias[m] : 0.0f;
+          const float* src = yd + m * cp + i * pixels;
+          float* dst = od + ((n0 + i) * m_count + m) * pixels;
+          for (int64_t p = 0; p < pixels; ++p) dst[p] = src[p] + bm;
+        }
+    }
+  });
 }
 
 }  // namespace
