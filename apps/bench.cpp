@@ -10,12 +10,11 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <cxxopts.hpp>
+#include "apps/common/cli.h"  // --set values may hold commas
 #include <fstream>
 #include <cstdlib>
 #include <iostream>
 
-#include "core/blas_idle.h"
 #include "apps/common/image_task.h"
 #include "apps/common/lm_task.h"
 #include "apps/common/logging.h"
@@ -23,6 +22,7 @@
 #include "apps/common/trainer.h"
 #include "core/autograd.h"
 #include "core/blas.h"
+#include "core/blas_idle.h"
 #include "core/parallel.h"
 #include "core/stopwatch.h"
 #include "layers/language_model.h"

@@ -3,7 +3,6 @@
 // one JSON object). Run with --help.
 #include <spdlog/spdlog.h>
 
-#include "core/blas_idle.h"
 #include "apps/common/cli.h"
 #include <algorithm>
 #include <cmath>
@@ -12,6 +11,7 @@
 #include "apps/common/checkpoint.h"
 #include "apps/common/logging.h"
 #include "apps/common/trainer.h"
+#include "core/blas_idle.h"
 #include "core/parallel.h"
 #include "data/pipeline.h"
 

@@ -2,7 +2,6 @@
 // validation, metrics.jsonl and resumable checkpoints. Run with --help.
 #include <spdlog/spdlog.h>
 
-#include "core/blas_idle.h"
 #include "apps/common/cli.h"
 #include <filesystem>
 #include <fstream>
@@ -12,6 +11,7 @@
 #include "apps/common/logging.h"
 #include "apps/common/trainer.h"
 #include "core/blas.h"
+#include "core/blas_idle.h"
 
 namespace fs = std::filesystem;
 using namespace deja;

@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "core/blas_idle.h"
 #include "core/autograd.h"
 #include "core/blas.h"
+#include "core/blas_idle.h"
 #include "core/parallel.h"
 #include "core/parameters.h"
 #include "core/rng.h"

@@ -12,8 +12,8 @@
 
 #include <cxxopts.hpp>
 
-#include "core/blas_idle.h"
 #include "core/autograd.h"
+#include "core/blas_idle.h"
 #include "core/parallel.h"
 #include "core/parameters.h"
 #include "core/rng.h"

@@ -9,9 +9,9 @@
 #include <cstdio>
 #include <exception>
 
-#include "core/blas_idle.h"
 #include "data/loader.h"
 #include "data/pipeline.h"
+#include "core/blas_idle.h"
 
 int main(int argc, char** argv) {
   deja::core::reexec_with_short_blas_spin(argv);  // before any GEMM: core/blas_idle.h

@@ -14,9 +14,9 @@
 #include <cxxopts.hpp>
 #include <nlohmann/json.hpp>
 
-#include "core/blas_idle.h"
 #include "core/autograd.h"
 #include "core/blas.h"
+#include "core/blas_idle.h"
 #include "core/grad_clip.h"
 #include "core/optimizer.h"
 #include "core/parallel.h"

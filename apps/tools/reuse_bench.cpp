@@ -13,8 +13,8 @@
 #include <sys/mman.h>
 #include <vector>
 
-#include "core/blas_idle.h"
 #include "core/blas.h"
+#include "core/blas_idle.h"
 #include "core/parallel.h"
 #include "core/rng.h"
 #include "core/stopwatch.h"

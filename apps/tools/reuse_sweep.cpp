@@ -16,8 +16,8 @@
 #include <memory>
 #include <vector>
 
-#include "core/blas_idle.h"
 #include "core/autograd.h"
+#include "core/blas_idle.h"
 #include "core/json_util.h"
 #include "core/parallel.h"
 #include "core/rng.h"
