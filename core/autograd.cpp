@@ -1,7 +1,10 @@
 #include "core/autograd.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <unordered_set>
+
+#include "core/parallel.h"
 
 namespace deja::core {
 
@@ -96,7 +99,15 @@ void backward(const Tensor& root, const Tensor& grad_root) {
                                   " for root " + shape_to_string(root.shape()));
     float beta;
     float* g = top.output_grad_buffer(&beta);
-    for (int64_t i = 0; i < root.numel(); ++i) g[i] = (beta ? g[i] : 0.0f) + grad_root[i];
+    // Raw pointers and our pool: benches seed 30 MB layer outputs this way, and
+    // an element-by-element Tensor::operator[] copy cost more than the layer.
+    const float* src = grad_root.data();
+    parallel_for(root.numel(), [&](int64_t b, int64_t e) {
+      if (beta != 0.0f)
+        for (int64_t i = b; i < e; ++i) g[i] += src[i];
+      else
+        std::copy(src + b, src + e, g + b);
+    }, int64_t{1} << 16);
   } else {
     if (root.numel() != 1) throw std::invalid_argument("backward: root is not a scalar");
     float beta;
