@@ -26,6 +26,7 @@
 #include "core/autograd.h"
 #include "core/blas.h"
 #include "core/parallel.h"
+#include "core/serial_blas.h"
 
 namespace deja::layers {
 
@@ -176,16 +177,6 @@ int64_t chunk_images(int64_t pixels, int64_t k, int64_t m_count) {
   return std::max<int64_t>(1, kChunkBytesPerThread / per_image);
 }
 
-// Single-threaded OpenBLAS while our pool runs the GEMMs (the pools never run
-// at once: design.md section 2). Restores the process-wide count on exit.
-class SerialBlasScope {
- public:
-  SerialBlasScope() { core::blas_set_threads(1); }
-  ~SerialBlasScope() { core::blas_set_threads(core::num_threads()); }
-  SerialBlasScope(const SerialBlasScope&) = delete;
-  SerialBlasScope& operator=(const SerialBlasScope&) = delete;
-};
-
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -217,7 +208,7 @@ class DirectConvNode final : public core::Node {
     const float* xd = x_.data();
     const float* wd = w_.data();
     {
-      SerialBlasScope serial;
+      core::SerialBlasScope serial;
       core::parallel_for_indexed(batch, [&](int t, int64_t b, int64_t e) {
         Tensor cols = scratch(kChunkCols, {chunk * pixels, k});
         Tensor dyt = scratch(kChunkPlanes, {m_count, chunk * pixels});
@@ -306,7 +297,7 @@ void direct_forward(const Tensor& x, const ConvGeometry& g, const Tensor& w_rows
   const float* xd = x.data();
   const float* wd = w_rows.data();
   float* od = out.data();
-  SerialBlasScope serial;
+  core::SerialBlasScope serial;
   core::parallel_for(batch, [&](int64_t b, int64_t e) {
     Tensor cols = scratch(kChunkCols, {chunk * pixels, k});
     Tensor yt = scratch(kChunkPlanes, {m_count, chunk * pixels});

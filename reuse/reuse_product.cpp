@@ -19,6 +19,7 @@
 
 #include "core/blas.h"
 #include "core/parallel.h"
+#include "core/serial_blas.h"
 #include "core/stopwatch.h"
 #include "reuse/clustering.h"
 #include "reuse/lsh.h"
@@ -194,18 +195,6 @@ void write_dx_rows(float* dx, int64_t r0, int64_t r1, int64_t k, int64_t l, cons
     gather_copy_row(dx + i * k, k, l, assign + i, n, 0, blocks, rows, beta, k);
 }
 
-// The per-block products are small (n_s x M x L): OpenBLAS threading them
-// one by one costs more than they do (and stalls when the machine is
-// loaded), so blocks are spread over our threads with single-threaded BLAS
-// for the duration (the pools never run at once). Restores on scope exit.
-class SerialBlas {
- public:
-  SerialBlas() { core::blas_set_threads(1); }
-  ~SerialBlas() { core::blas_set_threads(core::num_threads()); }
-  SerialBlas(const SerialBlas&) = delete;
-  SerialBlas& operator=(const SerialBlas&) = delete;
-};
-
 constexpr int64_t kGroupFloats = int64_t{1} << 17;  // 512 KB of per-cluster products per group: fits L2
 
 struct ReuseSaved final : core::ProductSaved {
@@ -283,7 +272,7 @@ std::unique_ptr<core::ProductSaved> ReuseProduct::forward(const core::Tensor& x,
     // never gathered.
     watch.restart();
     {
-      SerialBlas serial;
+      core::SerialBlasScope serial;  // per-block GEMMs are tiny (n_s x M x L): one per thread
       core::parallel_for(g1 - g0, [&](int64_t b0, int64_t b1) {
         for (int64_t s = g0 + b0; s < g0 + b1; ++s) {
           const int64_t len = std::min(l, k - s * l);
@@ -378,7 +367,7 @@ void ReuseProduct::backward(core::ProductSaved& saved_base, const core::Tensor& 
     // dW_s += G_s^T . centroids_s (M x len) and the per-cluster input
     // gradients dXc_s = diag(1/|c|) G_s . W_s (n_s x len), sgemm per block.
     {
-      SerialBlas serial;
+      core::SerialBlasScope serial;
       core::parallel_for(g1 - g0, [&](int64_t b0, int64_t b1) {
         for (int64_t s = g0 + b0; s < g0 + b1; ++s) {
           const int64_t len = std::min(l, k - s * l), ns = c.clusters(s);
