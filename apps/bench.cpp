@@ -103,6 +103,19 @@ ProductTiming time_product(core::Product& p, const core::Tensor& x, const core::
   return t;
 }
 
+// The fields every reuse row shares: the product's own times (forward, dW,
+// dX), its errors against dense, and its overheads per forward call.
+void add_reuse_product_fields(core::Json& row, const ProductTiming& pr, const reuse::ProductErrors& e,
+                              const core::ProductStats& st) {
+  const double calls = static_cast<double>(std::max<int64_t>(1, st.forward_calls));
+  row["reuse_product_ms"] = {{"forward", pr.forward_ms}, {"dw", pr.dw_ms}, {"dx", pr.dx_ms}};
+  row["err_y"] = e.err_y;
+  row["err_dw"] = e.err_dw;
+  row["err_dx"] = e.err_dx;
+  row["overhead_ms"] = {{"hash", st.hash_s * 1e3 / calls}, {"cluster", st.cluster_s * 1e3 / calls},
+                        {"scatter", st.scatter_s * 1e3 / calls}, {"gemm", st.gemm_s * 1e3 / calls}};
+}
+
 // Language models: per training window, the whole model (forward = embedding
 // to loss, backward) and the LSTM module alone (all its layers, state carried
 // between windows as in training), dense and, when any LSTM layer has reuse
@@ -211,16 +224,9 @@ core::Json bench_language_model(layers::Model& model, apps::LmTask& task, int re
       reuse::ProductErrors e = reuse::compare_to_dense(*product, px, pw, pdy);
       product->reset_stats();
       ProductTiming pr = time_product(*product, px, pw, pdy, repeats);
-      const auto& st = product->stats();
-      const double calls = static_cast<double>(std::max<int64_t>(1, st.forward_calls));
-      row["reuse_product_ms"] = {{"forward", pr.forward_ms}, {"dw", pr.dw_ms}, {"dx", pr.dx_ms}};
       LayerTiming r{pr.forward_ms, pr.dw_ms + pr.dx_ms};
       set_reuse(row, d, &r, e.remaining_ratio);
-      row["err_y"] = e.err_y;
-      row["err_dw"] = e.err_dw;
-      row["err_dx"] = e.err_dx;
-      row["overhead_ms"] = {{"hash", st.hash_s * 1e3 / calls}, {"cluster", st.cluster_s * 1e3 / calls},
-                            {"scatter", st.scatter_s * 1e3 / calls}, {"gemm", st.gemm_s * 1e3 / calls}};
+      add_reuse_product_fields(row, pr, e, product->stats());
     } else {
       set_reuse(row, d, nullptr, 1.0);
       row["err_y"] = row["err_dw"] = row["err_dx"] = 0.0;
@@ -348,19 +354,12 @@ int run(int argc, char** argv) {
           product->reset_stats();
           m.set_product(product);
           LayerTiming reuse_t = time_layer(m, x, needs_dx, repeats, 1000 + i);
-          const auto& st = product->stats();
-          double calls = std::max<int64_t>(1, st.forward_calls);
           row["reuse_forward_ms"] = reuse_t.forward_ms;
           row["reuse_backward_ms"] = reuse_t.backward_ms;
           row["reuse_ms"] = reuse_t.forward_ms + reuse_t.backward_ms;
-          row["reuse_product_ms"] = {{"forward", pr.forward_ms}, {"dw", pr.dw_ms}, {"dx", pr.dx_ms}};
           row["speedup"] = row["dense_ms"].get<double>() / row["reuse_ms"].get<double>();
           row["r_c"] = e.remaining_ratio;
-          row["err_y"] = e.err_y;
-          row["err_dw"] = e.err_dw;
-          row["err_dx"] = e.err_dx;
-          row["overhead_ms"] = {{"hash", st.hash_s * 1e3 / calls}, {"cluster", st.cluster_s * 1e3 / calls},
-                                {"scatter", st.scatter_s * 1e3 / calls}, {"gemm", st.gemm_s * 1e3 / calls}};
+          add_reuse_product_fields(row, pr, e, product->stats());
         } else {
           row["reuse_ms"] = row["dense_ms"];
           row["r_c"] = 1.0;
