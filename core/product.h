@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "core/row_source.h"
 #include "core/tensor.h"
 
 namespace deja::core {
@@ -62,6 +63,15 @@ class Product {
   // null, dX = dY . W + dx_beta * dX.
   virtual void backward(ProductSaved& saved, const Tensor& dy, const Tensor& w, float* dw,
                         float* dx, float dx_beta) = 0;
+
+  // The same two calls over a RowSource and into a RowSink (conv2d's patch
+  // matrix, which need not exist in memory). These defaults materialise X,
+  // and dX, and call forward / backward (dX starts from zero, the sink
+  // adds); the reuse engine reads X tile by tile instead.
+  virtual std::unique_ptr<ProductSaved> forward_rows(const RowSource& x, const Tensor& w, Tensor& y,
+                                                     bool for_backward);
+  virtual void backward_rows(ProductSaved& saved, const Tensor& dy, const Tensor& w, float* dw,
+                             RowSink* dx);
 
   const ProductStats& stats() const { return stats_; }
   void reset_stats() { stats_ = ProductStats(); }

@@ -27,6 +27,7 @@
 #include "core/blas.h"
 #include "core/parallel.h"
 #include "core/serial_blas.h"
+#include "layers/conv_rows.h"
 
 namespace deja::layers {
 
@@ -48,9 +49,9 @@ Tensor reuse_or_allocate(std::shared_ptr<core::Storage>& cache, const Shape& sha
 
 // Per-thread scratch for buffers that live within one forward or backward
 // (the output rows, dY rows, the patch gradient), shared by all conv layers.
-enum Scratch { kOutRows = 0, kDyRows = 1, kPatchGrad = 2, kChunkCols = 3, kChunkPlanes = 4, kChunkGrad = 5 };
+enum Scratch { kOutRows = 0, kDyRows = 1, kChunkCols = 2, kChunkPlanes = 3, kChunkGrad = 4 };
 Tensor scratch(Scratch slot, const Shape& shape) {
-  thread_local std::shared_ptr<core::Storage> buffers[6];
+  thread_local std::shared_ptr<core::Storage> buffers[5];
   return reuse_or_allocate(buffers[slot], shape);
 }
 
@@ -94,7 +95,6 @@ class Conv2dNode final : public core::Node {
 
   void backward(const Tensor& grad_output) override {
     const int64_t pixels = g_.out_h() * g_.out_w(), m_count = w_.size(0), k = w_.size(1);
-    const int64_t image_size = g_.channels * g_.height * g_.width;
     const float* go = grad_output.data();
 
     Tensor dy = scratch(kDyRows, {batch_ * pixels, m_count});
@@ -129,22 +129,18 @@ class Conv2dNode final : public core::Node {
     }
 
     if (!input_needs_grad(0)) {  // first layer: no patch gradient at all
-      product_->backward(*saved_, dy, w_, dw, nullptr, 0.0f);
+      product_->backward_rows(*saved_, dy, w_, dw, nullptr);
       return;
     }
-    Tensor dcols = scratch(kPatchGrad, {batch_ * pixels, k});
-    product_->backward(*saved_, dy, w_, dw, dcols.data(), 0.0f);
-    saved_.reset();  // frees the saved patch matrix before the scatter
-    dy = Tensor();
     float beta;
     float* dx = input_grad(0, &beta);
-    core::parallel_for(batch_, [&](int64_t b, int64_t e) {
-      for (int64_t n = b; n < e; ++n) {
-        float* image = dx + n * image_size;
-        if (beta == 0.0f) std::fill(image, image + image_size, 0.0f);
-        col2im_add(dcols.data() + n * pixels * k, g_, image);
-      }
-    });
+    const int64_t image_size = g_.channels * g_.height * g_.width;
+    if (beta == 0.0f) {
+      core::parallel_for(batch_ * image_size, [&](int64_t b, int64_t e) { std::fill(dx + b, dx + e, 0.0f); },
+                         1 << 16);
+    }
+    ConvPatchGradSink sink(dx, batch_, g_);  // col2im of each tile of patch gradient
+    product_->backward_rows(*saved_, dy, w_, dw, &sink);
   }
 
   void release() override {
@@ -388,7 +384,6 @@ Tensor Conv2d::forward(const Tensor& x) {
   const ConvGeometry g = geometry(x.shape());
   const int64_t batch = out_shape[0], m_count = out_shape[1];
   const int64_t pixels = g.out_h() * g.out_w(), k = g.patch_size();
-  const int64_t image_size = g.channels * g.height * g.width;
 
   const bool grad = core::needs_grad({&x, &weight_, &bias_});
   // Members are read here, not at construction: the arena rebinds them.
@@ -406,15 +401,11 @@ Tensor Conv2d::forward(const Tensor& x) {
     return out;
   }
 
-  Tensor cols = reuse_or_allocate(cols_cache_, {batch * pixels, k});
-  const float* xd = x.data();
-  core::parallel_for(batch, [&](int64_t b, int64_t e) {
-    for (int64_t n = b; n < e; ++n) im2col(xd + n * image_size, g, cols.data() + n * pixels * k);
-  });
-
+  // The patch rows are made tile by tile by whoever reads them (the reuse
+  // engine clusters them in cache; a wrapper may materialise them).
+  const ConvPatchRows patches(x.data(), batch, g);
   Tensor y_rows = scratch(kOutRows, {batch * pixels, m_count});
-  std::unique_ptr<core::ProductSaved> saved = product_->forward(cols, w_rows, y_rows, grad);
-  cols = Tensor();  // the product keeps what it needs
+  std::unique_ptr<core::ProductSaved> saved = product_->forward_rows(patches, w_rows, y_rows, grad);
 
   Tensor out = Tensor::empty(out_shape);
   core::parallel_for(batch, [&](int64_t b, int64_t e) {

@@ -50,10 +50,6 @@ class Conv2d final : public Module {
   Conv2dOptions options_;
   Tensor weight_, bias_;
   std::shared_ptr<core::Product> product_;
-  // The patch matrix's buffer, kept across steps so a big im2col buffer is not
-  // page-faulted in again every step; reused only when nobody else (a saved
-  // product state) still holds it.
-  std::shared_ptr<core::Storage> cols_cache_;
 };
 
 }  // namespace deja::layers

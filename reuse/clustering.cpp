@@ -15,6 +15,7 @@ namespace {
 
 constexpr int64_t kGroupColumns = 64;  // columns of X per group of blocks (whole cache lines)
 constexpr int64_t kChunkRows = 64;     // rows hashed together; their group slice stays in L1
+constexpr int64_t kTileRows = 256;     // rows a RowSource fills at a time (one CifarNet conv2 image)
 constexpr int64_t kSlotAhead = 16;     // grouping pipeline: slot prefetch distance (rows)
 constexpr int64_t kIdAhead = 8;        // grouping pipeline: lookup distance (rows)
 
@@ -102,6 +103,12 @@ double Clustering::remaining_ratio() const {
 
 Clustering cluster_rows(const float* x, int64_t rows, int64_t k, const Hasher& hasher,
                         double* hash_s, double* cluster_s, int64_t expected_clusters) {
+  return cluster_rows(core::MatrixRows(x, rows, k), hasher, hash_s, cluster_s, expected_clusters);
+}
+
+Clustering cluster_rows(const core::RowSource& source, const Hasher& hasher, double* hash_s,
+                        double* cluster_s, int64_t expected_clusters) {
+  const int64_t rows = source.rows(), k = source.cols();
   if (hasher.k() != k)
     throw std::invalid_argument("cluster_rows: hasher built for K = " + std::to_string(hasher.k()) +
                                 ", X has K = " + std::to_string(k));
@@ -121,33 +128,52 @@ Clustering cluster_rows(const float* x, int64_t rows, int64_t k, const Hasher& h
   // group's tables (a few hundred KB) stay in L2 while every row streams by.
   const int64_t group = std::max<int64_t>(1, kGroupColumns / std::max<int64_t>(l, 1));
   const int64_t groups = (blocks + group - 1) / group;
+  // A materialised X is read in place; otherwise each thread has the
+  // source fill a tile of kTileRows rows of its group's columns at a time.
+  const float* x = source.data();
   core::parallel_for_indexed(groups, [&](int thread, int64_t g0, int64_t g1) {
     std::vector<uint64_t> keys(static_cast<size_t>(group * kChunkRows));
+    std::vector<float> tile;
     core::Stopwatch watch;
     double my_hash = 0.0, my_cluster = 0.0;
     for (int64_t g = g0; g < g1; ++g) {
       const int64_t b0 = g * group, b1 = std::min(blocks, b0 + group);
+      const int64_t c0 = b0 * l, c1 = std::min(k, b1 * l);
       for (int64_t s = b0; s < b1; ++s)
         tables[s].init(std::min<int64_t>(rows, std::max<int64_t>(256, expected_clusters)));
-      for (int64_t i0 = 0; i0 < rows; i0 += kChunkRows) {
-        const int64_t chunk = std::min(kChunkRows, rows - i0);
+      for (int64_t t0 = 0; t0 < rows; t0 += x ? rows : kTileRows) {
+      const int64_t t1 = x ? rows : std::min(rows, t0 + kTileRows);
+      // xrow(i) points at row i's column c0; rows are ld apart.
+      const float* tile_base = x ? x + c0 : nullptr;
+      int64_t ld = k;
+      if (!x) {
+        watch.restart();
+        ld = c1 - c0;
+        tile.resize(static_cast<size_t>((t1 - t0) * ld));
+        source.fill(t0, t1 - t0, c0, c1, tile.data(), ld);
+        tile_base = tile.data() - t0 * ld;
+        my_hash += watch.lap();
+      }
+      for (int64_t i0 = t0; i0 < t1; i0 += kChunkRows) {
+        const int64_t chunk = std::min(kChunkRows, t1 - i0);
         // Rows are K floats apart (often > a page), which defeats the hardware
         // prefetcher: the grouping loop below asks for the next chunk's
         // slice, one sub-vector per (row, block) it handles, so the loads
         // overlap with the table work (a burst of prefetches up front only
         // stalled on the full miss queue).
-        const int64_t next_rows = std::min(kChunkRows, rows - i0 - chunk);
+        const int64_t next_rows = std::min(kChunkRows, t1 - i0 - chunk);
         watch.restart();
         for (int64_t s = b0; s < b1; ++s)
-          hasher.hash_block(x + i0 * k + s * l, chunk, k, s, keys.data() + (s - b0) * kChunkRows);
+          hasher.hash_block(tile_base + i0 * ld + (s * l - c0), chunk, ld, s,
+                            keys.data() + (s - b0) * kChunkRows);
         my_hash += watch.lap();
         for (int64_t s = b0; s < b1; ++s) {
           BlockTable& t = tables[s];
           const int64_t len = hasher.block_width(s);
           const uint64_t* kk = keys.data() + (s - b0) * kChunkRows;
           int32_t* out = c.assign.data() + s * rows + i0;
-          const float* xs = x + i0 * k + s * l;
-          const float* next = xs + chunk * k;
+          const float* xs = tile_base + i0 * ld + (s * l - c0);
+          const float* next = xs + chunk * ld;
           // A software pipeline over the chunk: the table slot of row
           // i + kSlotAhead is prefetched, row i + kIdAhead is looked up (ids
           // are still given in row order) and its cluster's sum prefetched,
@@ -157,8 +183,8 @@ Clustering cluster_rows(const float* x, int64_t rows, int64_t k, const Hasher& h
           for (int64_t i = 0; i < std::min(kIdAhead, chunk); ++i) ids[i] = t.find_or_add(kk[i], l);
           for (int64_t i = 0; i < chunk; ++i) {
             if (i < next_rows) {
-              for (int64_t j = 0; j < len; j += 16) __builtin_prefetch(next + i * k + j);
-              __builtin_prefetch(next + i * k + len - 1);
+              for (int64_t j = 0; j < len; j += 16) __builtin_prefetch(next + i * ld + j);
+              __builtin_prefetch(next + i * ld + len - 1);
             }
             if (i + kSlotAhead < chunk) t.prefetch_slot(kk[i + kSlotAhead]);
             if (i + kIdAhead < chunk) {
@@ -171,11 +197,12 @@ Clustering cluster_rows(const float* x, int64_t rows, int64_t k, const Hasher& h
             ++t.counts[id];
             if (kk[i] == kZeroKey) continue;  // adds nothing to the zero centroid
             float* sum = t.sums.data() + static_cast<int64_t>(id) * l;
-            const float* v = xs + i * k;
+            const float* v = xs + i * ld;
             for (int64_t j = 0; j < len; ++j) sum[j] += v[j];
           }
         }
         my_cluster += watch.lap();
+      }
       }
     }
     if (thread == 0) {

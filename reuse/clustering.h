@@ -43,5 +43,9 @@ struct Clustering {
 Clustering cluster_rows(const float* x, int64_t rows, int64_t k, const Hasher& hasher,
                         double* hash_s = nullptr, double* cluster_s = nullptr,
                         int64_t expected_clusters = 0);
+// The same over rows that a RowSource produces tile by tile (read in place
+// when it has them in memory). Fill time counts as hashing.
+Clustering cluster_rows(const core::RowSource& x, const Hasher& hasher, double* hash_s = nullptr,
+                        double* cluster_s = nullptr, int64_t expected_clusters = 0);
 
 }  // namespace deja::reuse

@@ -15,6 +15,7 @@
 #define DEJA_QPROJ_AVX512 1
 #endif
 
+#include "core/parallel.h"
 #include "core/rng.h"
 
 namespace deja::reuse {
@@ -317,24 +318,52 @@ std::vector<float> Hasher::projections() const {
 }
 
 void Hasher::prepare(const float* x, int64_t rows, int64_t ldx, bool freeze) {
+  prepare(core::MatrixRows(x, rows, k_, ldx), freeze);
+}
+
+void Hasher::prepare(const core::RowSource& x, bool freeze) {
   if (freeze && static_cast<int64_t>(width_.size()) == blocks_) return;
-  // Mean squared norm of the non-zero sub-vectors over a strided sample of
-  // at most ~2048 rows per block: cheap, deterministic, and tracks the
+  // Mean squared norm of the non-zero sub-vectors over a sample of at most
+  // kRuns runs of kRunRows consecutive rows spread evenly over the batch
+  // (short runs rather than single rows: a conv layer's rows are made tile
+  // by tile from the images, and 16 rows are one output row of CifarNet's
+  // conv2): cheap, deterministic for any thread count, and tracks the
   // activation scale as training moves it.
-  const int64_t step = std::max<int64_t>(1, rows / 2048);
+  constexpr int64_t kRuns = 128, kRunRows = 16;
+  const int64_t rows = x.rows();
+  const int64_t runs = std::min<int64_t>(kRuns, (rows + kRunRows - 1) / kRunRows);
+  std::vector<double> sums(static_cast<size_t>(runs * blocks_), 0.0);
+  std::vector<int64_t> counts(static_cast<size_t>(runs * blocks_), 0);
+  core::parallel_for(runs, [&](int64_t j0, int64_t j1) {
+    std::vector<float> tile;
+    for (int64_t j = j0; j < j1; ++j) {
+      const int64_t r0 = j * rows / runs / kRunRows * kRunRows, count = std::min(kRunRows, rows - r0);
+      const float* base = x.data() ? x.data() + r0 * k_ : nullptr;
+      if (!base) {
+        tile.resize(static_cast<size_t>(count * k_));
+        x.fill(r0, count, 0, k_, tile.data(), k_);
+        base = tile.data();
+      }
+      for (int64_t i = 0; i < count; ++i)
+        for (int64_t s = 0; s < blocks_; ++s) {
+          const float* v = base + i * k_ + s * l_;
+          const int64_t len = block_width(s);
+          double ss = 0.0;
+          for (int64_t q = 0; q < len; ++q) ss += double(v[q]) * v[q];
+          if (ss > 0.0) {
+            sums[j * blocks_ + s] += ss;
+            ++counts[j * blocks_ + s];
+          }
+        }
+    }
+  });
   width_.assign(static_cast<size_t>(blocks_), static_cast<float>(relative_width_));
   for (int64_t s = 0; s < blocks_; ++s) {
-    const int64_t len = block_width(s);
     double sum = 0.0;
     int64_t count = 0;
-    for (int64_t i = 0; i < rows; i += step) {
-      const float* v = x + i * ldx + s * l_;
-      double ss = 0.0;
-      for (int64_t j = 0; j < len; ++j) ss += double(v[j]) * v[j];
-      if (ss > 0.0) {
-        sum += ss;
-        ++count;
-      }
+    for (int64_t j = 0; j < runs; ++j) {
+      sum += sums[j * blocks_ + s];
+      count += counts[j * blocks_ + s];
     }
     if (count > 0) width_[s] = static_cast<float>(relative_width_ * std::sqrt(sum / count));
   }

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "core/row_source.h"
 #include "reuse/settings.h"
 
 namespace deja::reuse {
@@ -40,7 +41,9 @@ class Hasher {
 
   // Per-batch scale estimation (qproj). With `freeze`, an already estimated
   // scale is kept (cross-batch scope: keys stay comparable across batches).
-  virtual void prepare(const float* x, int64_t rows, int64_t ldx, bool freeze);
+  // Reads a sample of x's rows (x has k() columns).
+  void prepare(const core::RowSource& x, bool freeze);
+  void prepare(const float* x, int64_t rows, int64_t ldx, bool freeze);
   // keys[r] = key of rows r's sub-vector of `block`, for r < rows; x points at
   // row 0's first column of the block, rows are ldx apart.
   virtual void hash_block(const float* x, int64_t rows, int64_t ldx, int64_t block,

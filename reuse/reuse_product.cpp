@@ -195,6 +195,7 @@ void write_dx_rows(float* dx, int64_t r0, int64_t r1, int64_t k, int64_t l, cons
     gather_copy_row(dx + i * k, k, l, assign + i, n, 0, blocks, rows, beta, k);
 }
 
+constexpr int64_t kSinkRows = 64;  // dX rows per hand-over to a RowSink: 64 x K floats stay in L2
 constexpr int64_t kGroupFloats = int64_t{1} << 17;  // 512 KB of per-cluster products per group: fits L2
 
 struct ReuseSaved final : core::ProductSaved {
@@ -241,21 +242,34 @@ std::string ReuseProduct::describe() const {
 std::unique_ptr<core::ProductSaved> ReuseProduct::forward(const core::Tensor& x,
                                                           const core::Tensor& w, core::Tensor& y,
                                                           bool for_backward) {
+  if (x.dim() != 2)
+    throw std::invalid_argument("reuse product: X " + core::shape_to_string(x.shape()) +
+                                " (expected X [N, K], W [M, K], Y [N, M])");
+  return forward_rows(core::MatrixRows(x.data(), x.size(0), x.size(1)), w, y, for_backward);
+}
+
+std::unique_ptr<core::ProductSaved> ReuseProduct::forward_rows(const core::RowSource& x,
+                                                               const core::Tensor& w, core::Tensor& y,
+                                                               bool for_backward) {
   core::Stopwatch total;
-  if (x.dim() != 2 || w.dim() != 2 || x.size(1) != w.size(1) || y.numel() != x.size(0) * w.size(0))
-    throw std::invalid_argument("reuse product: X " + core::shape_to_string(x.shape()) + ", W " +
+  const int64_t n = x.rows(), k = x.cols();
+  if (w.dim() != 2 || k != w.size(1) || y.numel() != n * w.size(0))
+    throw std::invalid_argument("reuse product: X " + core::shape_to_string({n, k}) + ", W " +
                                 core::shape_to_string(w.shape()) + ", Y " +
                                 core::shape_to_string(y.shape()) +
                                 " (expected X [N, K], W [M, K], Y [N, M])");
-  const int64_t n = x.size(0), k = x.size(1), m = w.size(0);
+  const int64_t m = w.size(0);
   if (!hasher_ || hasher_->k() != k) hasher_ = make_hasher(settings_, k);
-  hasher_->prepare(x.data(), n, k, settings_.scope == "cross_batch");
+  {
+    core::Stopwatch watch;
+    hasher_->prepare(x, settings_.scope == "cross_batch");
+    stats_.hash_s += watch.seconds();
+  }
 
   auto saved = std::make_unique<ReuseSaved>();
   saved->m = m;
   Clustering& c = saved->clustering;
-  c = cluster_rows(x.data(), n, k, *hasher_, &stats_.hash_s, &stats_.cluster_s,
-                   last_clusters_per_block_);
+  c = cluster_rows(x, *hasher_, &stats_.hash_s, &stats_.cluster_s, last_clusters_per_block_);
   last_clusters_per_block_ = c.blocks > 0 ? c.total_clusters() / c.blocks : 0;
   const int64_t l = c.L;
   float* yd = y.data();
@@ -304,6 +318,17 @@ std::unique_ptr<core::ProductSaved> ReuseProduct::forward(const core::Tensor& x,
 
 void ReuseProduct::backward(core::ProductSaved& saved_base, const core::Tensor& dy,
                             const core::Tensor& w, float* dw, float* dx, float dx_beta) {
+  backward_impl(saved_base, dy, w, dw, dx, dx_beta, nullptr);
+}
+
+void ReuseProduct::backward_rows(core::ProductSaved& saved_base, const core::Tensor& dy,
+                                 const core::Tensor& w, float* dw, core::RowSink* dx) {
+  backward_impl(saved_base, dy, w, dw, nullptr, 0.0f, dx);
+}
+
+void ReuseProduct::backward_impl(core::ProductSaved& saved_base, const core::Tensor& dy,
+                                 const core::Tensor& w, float* dw, float* dx, float dx_beta,
+                                 core::RowSink* sink) {
   core::Stopwatch total;
   auto* saved = dynamic_cast<ReuseSaved*>(&saved_base);
   if (!saved) throw std::invalid_argument("reuse product: backward given another product's state");
@@ -321,7 +346,23 @@ void ReuseProduct::backward(core::ProductSaved& saved_base, const core::Tensor& 
                dx, k);
     stats_.gemm_s += g.seconds();
   }
-  const bool cluster_dx = dx && !exact_dx;
+  if (sink && exact_dx) {
+    // dX = dY . W a tile of rows at a time, handed to the sink while in cache.
+    core::Stopwatch g;
+    const int64_t granule = std::max<int64_t>(1, sink->granule());
+    core::SerialBlasScope serial;
+    core::parallel_for((n + granule - 1) / granule, [&](int64_t u0, int64_t u1) {
+      std::vector<float> rows(static_cast<size_t>(kSinkRows * k));
+      for (int64_t r = u0 * granule, count = 0; r < std::min(n, u1 * granule); r += count) {
+        count = std::min({kSinkRows, n - r, granule - r % granule});
+        core::gemm(core::Trans::No, core::Trans::No, count, k, m, 1.0f, dy.data() + r * m, m,
+                   w.data(), k, 0.0f, rows.data(), k);
+        sink->add(r, count, rows.data(), k);
+      }
+    });
+    stats_.gemm_s += g.seconds();
+  }
+  const bool cluster_dx = (dx || sink) && !exact_dx;
   if (!dw && !cluster_dx) {
     stats_.backward_s += total.seconds();
     return;
@@ -391,14 +432,29 @@ void ReuseProduct::backward(core::ProductSaved& saved_base, const core::Tensor& 
 
     seg.swap(partial[0]);  // keep the buffer's capacity for the next group
   }
-  // dX[i, block s] = dXc_s[cluster_s(i)] (+ beta dX).
+  // dX[i, block s] = dXc_s[cluster_s(i)] (+ beta dX), or those rows handed
+  // to the sink a tile at a time (never all of dX in memory).
   if (cluster_dx) {
     watch.restart();
     std::vector<const float*> rows(static_cast<size_t>(c.blocks));
     for (int64_t s = 0; s < c.blocks; ++s) rows[s] = dxc.data() + c.offset[s] * l;
-    core::parallel_for(n, [&](int64_t r0, int64_t r1) {
-      write_dx_rows(dx, r0, r1, k, l, c.assign.data(), n, c.blocks, rows.data(), dx_beta);
-    }, 64);
+    if (dx) {
+      core::parallel_for(n, [&](int64_t r0, int64_t r1) {
+        write_dx_rows(dx, r0, r1, k, l, c.assign.data(), n, c.blocks, rows.data(), dx_beta);
+      }, 64);
+    } else {
+      const int64_t granule = std::max<int64_t>(1, sink->granule());
+      core::parallel_for((n + granule - 1) / granule, [&](int64_t u0, int64_t u1) {
+        std::vector<float> tile(static_cast<size_t>(kSinkRows * k + 16));
+        for (int64_t r = u0 * granule, count = 0; r < std::min(n, u1 * granule); r += count) {
+          count = std::min({kSinkRows, n - r, granule - r % granule});
+          for (int64_t i = 0; i < count; ++i)
+            gather_copy_row(tile.data() + i * k, k, l, c.assign.data() + r + i, n, 0, c.blocks,
+                            rows.data(), 0.0f, (count - i) * k + 16);
+          sink->add(r, count, tile.data(), k);
+        }
+      });
+    }
     stats_.scatter_s += watch.lap();
   }
   stats_.backward_s += total.seconds();

@@ -30,6 +30,12 @@ class ReuseProduct final : public core::Product {
                                               core::Tensor& y, bool for_backward) override;
   void backward(core::ProductSaved& saved, const core::Tensor& dy, const core::Tensor& w,
                 float* dw, float* dx, float dx_beta) override;
+  // X tile by tile from the source (never all of it in memory), dX tile by
+  // tile into the sink.
+  std::unique_ptr<core::ProductSaved> forward_rows(const core::RowSource& x, const core::Tensor& w,
+                                                   core::Tensor& y, bool for_backward) override;
+  void backward_rows(core::ProductSaved& saved, const core::Tensor& dy, const core::Tensor& w,
+                     float* dw, core::RowSink* dx) override;
 
   // The scheduler switches rungs between steps; hash matrices are rebuilt
   // lazily on the next forward.
@@ -39,6 +45,9 @@ class ReuseProduct final : public core::Product {
   double last_remaining_ratio() const { return last_remaining_ratio_; }
 
  private:
+  void backward_impl(core::ProductSaved& saved, const core::Tensor& dy, const core::Tensor& w,
+                     float* dw, float* dx, float dx_beta, core::RowSink* sink);
+
   ReuseSettings settings_;
   std::unique_ptr<Hasher> hasher_;  // built on first use for the current settings and K
   double last_remaining_ratio_ = 1.0;
