@@ -142,67 +142,67 @@ Clustering cluster_rows(const core::RowSource& source, const Hasher& hasher, dou
       for (int64_t s = b0; s < b1; ++s)
         tables[s].init(std::min<int64_t>(rows, std::max<int64_t>(256, expected_clusters)));
       for (int64_t t0 = 0; t0 < rows; t0 += x ? rows : kTileRows) {
-      const int64_t t1 = x ? rows : std::min(rows, t0 + kTileRows);
-      // xrow(i) points at row i's column c0; rows are ld apart.
-      const float* tile_base = x ? x + c0 : nullptr;
-      int64_t ld = k;
-      if (!x) {
-        watch.restart();
-        ld = c1 - c0;
-        tile.resize(static_cast<size_t>((t1 - t0) * ld));
-        source.fill(t0, t1 - t0, c0, c1, tile.data(), ld);
-        tile_base = tile.data() - t0 * ld;
-        my_hash += watch.lap();
-      }
-      for (int64_t i0 = t0; i0 < t1; i0 += kChunkRows) {
-        const int64_t chunk = std::min(kChunkRows, t1 - i0);
-        // Rows are K floats apart (often > a page), which defeats the hardware
-        // prefetcher: the grouping loop below asks for the next chunk's
-        // slice, one sub-vector per (row, block) it handles, so the loads
-        // overlap with the table work (a burst of prefetches up front only
-        // stalled on the full miss queue).
-        const int64_t next_rows = std::min(kChunkRows, t1 - i0 - chunk);
-        watch.restart();
-        for (int64_t s = b0; s < b1; ++s)
-          hasher.hash_block(tile_base + i0 * ld + (s * l - c0), chunk, ld, s,
-                            keys.data() + (s - b0) * kChunkRows);
-        my_hash += watch.lap();
-        for (int64_t s = b0; s < b1; ++s) {
-          BlockTable& t = tables[s];
-          const int64_t len = hasher.block_width(s);
-          const uint64_t* kk = keys.data() + (s - b0) * kChunkRows;
-          int32_t* out = c.assign.data() + s * rows + i0;
-          const float* xs = tile_base + i0 * ld + (s * l - c0);
-          const float* next = xs + chunk * ld;
-          // A software pipeline over the chunk: the table slot of row
-          // i + kSlotAhead is prefetched, row i + kIdAhead is looked up (ids
-          // are still given in row order) and its cluster's sum prefetched,
-          // row i is added: at fine rungs the tables outgrow L2 and each
-          // probe and sum would otherwise be a serial miss.
-          int32_t ids[kChunkRows];
-          for (int64_t i = 0; i < std::min(kIdAhead, chunk); ++i) ids[i] = t.find_or_add(kk[i], l);
-          for (int64_t i = 0; i < chunk; ++i) {
-            if (i < next_rows) {
-              for (int64_t j = 0; j < len; j += 16) __builtin_prefetch(next + i * ld + j);
-              __builtin_prefetch(next + i * ld + len - 1);
-            }
-            if (i + kSlotAhead < chunk) t.prefetch_slot(kk[i + kSlotAhead]);
-            if (i + kIdAhead < chunk) {
-              const int32_t ahead = t.find_or_add(kk[i + kIdAhead], l);
-              ids[i + kIdAhead] = ahead;
-              __builtin_prefetch(t.sums.data() + static_cast<int64_t>(ahead) * l);
-            }
-            const int32_t id = ids[i];
-            out[i] = id;
-            ++t.counts[id];
-            if (kk[i] == kZeroKey) continue;  // adds nothing to the zero centroid
-            float* sum = t.sums.data() + static_cast<int64_t>(id) * l;
-            const float* v = xs + i * ld;
-            for (int64_t j = 0; j < len; ++j) sum[j] += v[j];
-          }
+        const int64_t t1 = x ? rows : std::min(rows, t0 + kTileRows);
+        // Row i's column c0 is at tile_base + (i - t0) * ld.
+        const float* tile_base = x ? x + t0 * k + c0 : nullptr;
+        int64_t ld = k;
+        if (!x) {
+          watch.restart();
+          ld = c1 - c0;
+          tile.resize(static_cast<size_t>((t1 - t0) * ld));
+          source.fill(t0, t1 - t0, c0, c1, tile.data(), ld);
+          tile_base = tile.data();
+          my_hash += watch.lap();
         }
-        my_cluster += watch.lap();
-      }
+        for (int64_t i0 = t0; i0 < t1; i0 += kChunkRows) {
+          const int64_t chunk = std::min(kChunkRows, t1 - i0);
+          // Rows are K floats apart (often > a page), which defeats the hardware
+          // prefetcher: the grouping loop below asks for the next chunk's
+          // slice, one sub-vector per (row, block) it handles, so the loads
+          // overlap with the table work (a burst of prefetches up front only
+          // stalled on the full miss queue).
+          const int64_t next_rows = std::min(kChunkRows, t1 - i0 - chunk);
+          watch.restart();
+          for (int64_t s = b0; s < b1; ++s)
+            hasher.hash_block(tile_base + (i0 - t0) * ld + (s * l - c0), chunk, ld, s,
+                              keys.data() + (s - b0) * kChunkRows);
+          my_hash += watch.lap();
+          for (int64_t s = b0; s < b1; ++s) {
+            BlockTable& t = tables[s];
+            const int64_t len = hasher.block_width(s);
+            const uint64_t* kk = keys.data() + (s - b0) * kChunkRows;
+            int32_t* out = c.assign.data() + s * rows + i0;
+            const float* xs = tile_base + (i0 - t0) * ld + (s * l - c0);
+            const float* next = xs + chunk * ld;
+            // A software pipeline over the chunk: the table slot of row
+            // i + kSlotAhead is prefetched, row i + kIdAhead is looked up (ids
+            // are still given in row order) and its cluster's sum prefetched,
+            // row i is added: at fine rungs the tables outgrow L2 and each
+            // probe and sum would otherwise be a serial miss.
+            int32_t ids[kChunkRows];
+            for (int64_t i = 0; i < std::min(kIdAhead, chunk); ++i) ids[i] = t.find_or_add(kk[i], l);
+            for (int64_t i = 0; i < chunk; ++i) {
+              if (i < next_rows) {
+                for (int64_t j = 0; j < len; j += 16) __builtin_prefetch(next + i * ld + j);
+                __builtin_prefetch(next + i * ld + len - 1);
+              }
+              if (i + kSlotAhead < chunk) t.prefetch_slot(kk[i + kSlotAhead]);
+              if (i + kIdAhead < chunk) {
+                const int32_t ahead = t.find_or_add(kk[i + kIdAhead], l);
+                ids[i + kIdAhead] = ahead;
+                __builtin_prefetch(t.sums.data() + static_cast<int64_t>(ahead) * l);
+              }
+              const int32_t id = ids[i];
+              out[i] = id;
+              ++t.counts[id];
+              if (kk[i] == kZeroKey) continue;  // adds nothing to the zero centroid
+              float* sum = t.sums.data() + static_cast<int64_t>(id) * l;
+              const float* v = xs + i * ld;
+              for (int64_t j = 0; j < len; ++j) sum[j] += v[j];
+            }
+          }
+          my_cluster += watch.lap();
+        }
       }
     }
     if (thread == 0) {
