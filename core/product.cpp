@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "core/parallel.h"
+#include "core/transpose.h"
 
 namespace deja::core {
 
@@ -14,6 +16,14 @@ void MatrixRows::fill(int64_t r0, int64_t count, int64_t c0, int64_t c1, float* 
                       int64_t ld) const {
   for (int64_t i = 0; i < count; ++i)
     std::memcpy(out + i * ld, x_ + (r0 + i) * ld_ + c0, sizeof(float) * static_cast<size_t>(c1 - c0));
+}
+
+void RowSource::fill_kmajor(int64_t r0, int64_t count, int64_t c0, int64_t c1, float* out,
+                            int64_t ld) const {
+  thread_local std::vector<float> rows;
+  rows.resize(static_cast<size_t>(count * (c1 - c0)));
+  fill(r0, count, c0, c1, rows.data(), c1 - c0);
+  transpose(rows.data(), count, c1 - c0, c1 - c0, out, ld);
 }
 
 std::unique_ptr<ProductSaved> Product::forward_rows(const RowSource& x, const Tensor& w, Tensor& y,

@@ -20,6 +20,10 @@ class RowSource {
   // Safe to call from several threads at once.
   virtual void fill(int64_t r0, int64_t count, int64_t c0, int64_t c1, float* out,
                     int64_t ld) const = 0;
+  // The same tile column-major: out[(j - c0) * ld + i] = X[r0 + i, j]. The
+  // default fills rows and transposes them.
+  virtual void fill_kmajor(int64_t r0, int64_t count, int64_t c0, int64_t c1, float* out,
+                           int64_t ld) const;
 };
 
 // A plain matrix in memory as a RowSource.

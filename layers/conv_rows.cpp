@@ -138,23 +138,28 @@ void add_kmajor_rows(const float* src, int64_t ld, const ConvGeometry& g, int64_
 void ConvPatchRows::fill(int64_t r0, int64_t count, int64_t c0, int64_t c1, float* out,
                          int64_t ld) const {
   thread_local std::vector<float> kmajor;
-  const int64_t nc = c1 - c0, ow = g_.out_w(), sw = g_.stride_w;
+  kmajor.resize(static_cast<size_t>((c1 - c0) * count));
+  fill_kmajor(r0, count, c0, c1, kmajor.data(), count);
+  core::transpose(kmajor.data(), c1 - c0, count, count, out, ld);
+}
+
+void ConvPatchRows::fill_kmajor(int64_t r0, int64_t count, int64_t c0, int64_t c1, float* out,
+                                int64_t ld) const {
+  const int64_t ow = g_.out_w(), sw = g_.stride_w;
   const int64_t plane = g_.height * g_.width, image_size = g_.channels * plane;
   for (int64_t r = r0; r < r0 + count;) {
     const int64_t n = r / pixels_, p0 = r % pixels_;
     const int64_t cnt = std::min(pixels_ - p0, r0 + count - r);
-    kmajor.resize(static_cast<size_t>(nc * cnt));
     if (p0 % ow == 0 && (cnt % ow == 0 || p0 + cnt == pixels_)) {
       fill_kmajor_rows(images_ + n * image_size, g_, p0 / ow, (p0 + cnt + ow - 1) / ow, c0, c1,
-                       kmajor.data(), cnt);
-      core::transpose(kmajor.data(), nc, cnt, cnt, out + (r - r0) * ld, ld);
+                       out + (r - r0), ld);
       r += cnt;
       continue;
     }
     for (int64_t j = c0; j < c1; ++j) {
       const Tap t = tap_of(g_, j);
       const float* src_plane = images_ + n * image_size + t.c * plane;
-      float* dst = kmajor.data() + (j - c0) * cnt;  // pixel p at dst[p - p0]
+      float* dst = out + (j - c0) * ld + (r - r0);  // pixel p at dst[p - p0]
       for (int64_t p = p0; p < p0 + cnt;) {
         const int64_t oy = p / ow, ox0 = p - oy * ow, ox1 = std::min(ow, ox0 + (p0 + cnt - p));
         float* d = dst + (p - p0);  // output pixel (oy, ox) at d[ox - ox0]
@@ -178,7 +183,6 @@ void ConvPatchRows::fill(int64_t r0, int64_t count, int64_t c0, int64_t c1, floa
         p += ox1 - ox0;
       }
     }
-    core::transpose(kmajor.data(), nc, cnt, cnt, out + (r - r0) * ld, ld);
     r += cnt;
   }
 }

@@ -16,9 +16,11 @@ class ConvPatchRows final : public core::RowSource {
   ConvPatchRows(const float* images, int64_t batch, const ConvGeometry& g);
   int64_t rows() const override { return batch_ * pixels_; }
   int64_t cols() const override { return g_.patch_size(); }
-  // Made as K-major runs (each a shifted copy of an input line), then
-  // transposed into rows.
+  // Made as K-major runs (each a shifted copy of an input line); fill then
+  // transposes them into rows.
   void fill(int64_t r0, int64_t count, int64_t c0, int64_t c1, float* out, int64_t ld) const override;
+  void fill_kmajor(int64_t r0, int64_t count, int64_t c0, int64_t c1, float* out,
+                   int64_t ld) const override;
 
  private:
   const float* images_;

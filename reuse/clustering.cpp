@@ -8,6 +8,7 @@
 
 #include "core/parallel.h"
 #include "core/stopwatch.h"
+#include "core/transpose.h"
 
 namespace deja::reuse {
 
@@ -133,7 +134,7 @@ Clustering cluster_rows(const core::RowSource& source, const Hasher& hasher, dou
   const float* x = source.data();
   core::parallel_for_indexed(groups, [&](int thread, int64_t g0, int64_t g1) {
     std::vector<uint64_t> keys(static_cast<size_t>(group * kChunkRows));
-    std::vector<float> tile;
+    std::vector<float> tile, tile_t;
     core::Stopwatch watch;
     double my_hash = 0.0, my_cluster = 0.0;
     for (int64_t g = g0; g < g1; ++g) {
@@ -143,14 +144,20 @@ Clustering cluster_rows(const core::RowSource& source, const Hasher& hasher, dou
         tables[s].init(std::min<int64_t>(rows, std::max<int64_t>(256, expected_clusters)));
       for (int64_t t0 = 0; t0 < rows; t0 += x ? rows : kTileRows) {
         const int64_t t1 = x ? rows : std::min(rows, t0 + kTileRows);
-        // Row i's column c0 is at tile_base + (i - t0) * ld.
+        // Row i's column c0 is at tile_base + (i - t0) * ld. A source's
+        // tile is made column-major (tile_t: column j of the tile's rows at
+        // tile_t + (j - c0) * rows_t), hashed from there (contiguous loads),
+        // and transposed to rows for the centroid sums.
         const float* tile_base = x ? x + t0 * k + c0 : nullptr;
         int64_t ld = k;
+        const int64_t rows_t = t1 - t0;
         if (!x) {
           watch.restart();
           ld = c1 - c0;
-          tile.resize(static_cast<size_t>((t1 - t0) * ld));
-          source.fill(t0, t1 - t0, c0, c1, tile.data(), ld);
+          tile.resize(static_cast<size_t>(rows_t * ld));
+          tile_t.resize(static_cast<size_t>(rows_t * ld));
+          source.fill_kmajor(t0, rows_t, c0, c1, tile_t.data(), rows_t);
+          core::transpose(tile_t.data(), ld, rows_t, rows_t, tile.data(), ld);
           tile_base = tile.data();
           my_hash += watch.lap();
         }
@@ -163,9 +170,14 @@ Clustering cluster_rows(const core::RowSource& source, const Hasher& hasher, dou
           // stalled on the full miss queue).
           const int64_t next_rows = std::min(kChunkRows, t1 - i0 - chunk);
           watch.restart();
-          for (int64_t s = b0; s < b1; ++s)
-            hasher.hash_block(tile_base + (i0 - t0) * ld + (s * l - c0), chunk, ld, s,
-                              keys.data() + (s - b0) * kChunkRows);
+          for (int64_t s = b0; s < b1; ++s) {
+            uint64_t* block_keys = keys.data() + (s - b0) * kChunkRows;
+            if (x)
+              hasher.hash_block(tile_base + (i0 - t0) * ld + (s * l - c0), chunk, ld, s, block_keys);
+            else
+              hasher.hash_block_kmajor(tile_t.data() + (s * l - c0) * rows_t + (i0 - t0), chunk, rows_t, s,
+                                       block_keys);
+          }
           my_hash += watch.lap();
           for (int64_t s = b0; s < b1; ++s) {
             BlockTable& t = tables[s];

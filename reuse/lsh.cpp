@@ -17,6 +17,7 @@
 
 #include "core/parallel.h"
 #include "core/rng.h"
+#include "core/transpose.h"
 
 namespace deja::reuse {
 
@@ -146,6 +147,13 @@ class QprojHasher final : public Hasher {
       default: run<32>(x, rows, ldx, block, keys); break;
     }
   }
+#ifdef DEJA_QPROJ_AVX512
+  void hash_block_kmajor(const float* xt, int64_t rows, int64_t ldt, int64_t block,
+                         uint64_t* keys) const override {
+    if (width_.empty()) throw std::logic_error("qproj hasher: prepare() was not called");
+    run16<true>(xt, rows, ldt, block, keys);
+  }
+#endif
 
  private:
 #ifdef DEJA_QPROJ_AVX512
@@ -158,15 +166,18 @@ class QprojHasher final : public Hasher {
   // vertical too (no horizontal sums, no per-element broadcasts of x). The
   // integer arithmetic is the scalar path's, so keys are identical whenever
   // the projections round the same way. Tail rows are masked lanes.
-  template <int HB>
-  static void project16(const float* x, __m512i idx, __mmask16 rows_mask, int64_t len,
+  // KMajor: the 16 rows' column j is one contiguous load at x + j * ldx
+  // (the tile a RowSource made column-major), the same values as the gather.
+  template <int HB, bool KMajor>
+  static void project16(const float* x, __m512i idx, int64_t ldx, __mmask16 rows_mask, int64_t len,
                         const float* r, int64_t hp, int64_t h0, __m512 out[HB],
                         __m512i* bits) {
     __m512 acc[HB];
     for (int q = 0; q < HB; ++q) acc[q] = _mm512_setzero_ps();
     __m512i orbits = _mm512_setzero_si512();
     for (int64_t j = 0; j < len; ++j) {
-      const __m512 xj = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), rows_mask, idx, x + j, 4);
+      const __m512 xj = KMajor ? _mm512_maskz_loadu_ps(rows_mask, x + j * ldx)
+                               : _mm512_mask_i32gather_ps(_mm512_setzero_ps(), rows_mask, idx, x + j, 4);
       orbits = _mm512_or_si512(orbits, _mm512_castps_si512(xj));
       const float* rj = r + j * hp + h0;
       for (int q = 0; q < HB; ++q) acc[q] = _mm512_fmadd_ps(xj, _mm512_set1_ps(rj[q]), acc[q]);
@@ -196,6 +207,7 @@ class QprojHasher final : public Hasher {
     return _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
   }
 
+  template <bool KMajor>
   void run16(const float* x, int64_t rows, int64_t ldx, int64_t block, uint64_t* keys) const {
     const int64_t len = block_width(block);
     const float inv_w = 1.0f / width_[block];
@@ -206,15 +218,15 @@ class QprojHasher final : public Hasher {
     for (int64_t i = 0; i < rows; i += 16) {
       const int64_t n = std::min<int64_t>(16, rows - i);
       const __mmask16 rows_mask = static_cast<__mmask16>((1u << n) - 1u);
-      const float* xi = x + i * ldx;
+      const float* xi = KMajor ? x + i : x + i * ldx;
       __m512i z1 = _mm512_setzero_si512(), z2 = _mm512_setzero_si512(), bits = _mm512_setzero_si512();
       __m512 p[16];
       if (hp_ == 8) {
-        project16<8>(xi, idx, rows_mask, len, r_.data(), hp_, 0, p, &bits);
+        project16<8, KMajor>(xi, idx, ldx, rows_mask, len, r_.data(), hp_, 0, p, &bits);
         quantise16<8>(p, 0, inv_w, z1, z2);
       } else {
         for (int64_t h0 = 0; h0 < hp_ && h0 < h_; h0 += 16) {
-          project16<16>(xi, idx, rows_mask, len, r_.data(), hp_, h0, p, &bits);
+          project16<16, KMajor>(xi, idx, ldx, rows_mask, len, r_.data(), hp_, h0, p, &bits);
           quantise16<16>(p, h0, inv_w, z1, z2);
         }
       }
@@ -241,7 +253,7 @@ class QprojHasher final : public Hasher {
   void run(const float* x, int64_t rows, int64_t ldx, int64_t block, uint64_t* keys) const {
     if (width_.empty()) throw std::logic_error("qproj hasher: prepare() was not called");
 #ifdef DEJA_QPROJ_AVX512
-    if (ldx <= (std::numeric_limits<int32_t>::max() - k_) / 16) return run16(x, rows, ldx, block, keys);
+    if (ldx <= (std::numeric_limits<int32_t>::max() - k_) / 16) return run16<false>(x, rows, ldx, block, keys);
 #endif
     const int64_t len = block_width(block);
     const float inv_w = 1.0f / width_[block];
@@ -315,6 +327,15 @@ std::vector<float> Hasher::projections() const {
   for (int64_t j = 0; j < l_; ++j)
     for (int64_t h = 0; h < h_; ++h) out[j * h_ + h] = r_[j * hp_ + h];
   return out;
+}
+
+void Hasher::hash_block_kmajor(const float* xt, int64_t rows, int64_t ldt, int64_t block,
+                               uint64_t* keys) const {
+  thread_local std::vector<float> rows_buf;
+  const int64_t len = block_width(block);
+  rows_buf.resize(static_cast<size_t>(rows * len));
+  core::transpose(xt, len, rows, ldt, rows_buf.data(), len);
+  hash_block(rows_buf.data(), rows, len, block, keys);
 }
 
 void Hasher::prepare(const float* x, int64_t rows, int64_t ldx, bool freeze) {

@@ -48,6 +48,11 @@ class Hasher {
   // row 0's first column of the block, rows are ldx apart.
   virtual void hash_block(const float* x, int64_t rows, int64_t ldx, int64_t block,
                           uint64_t* keys) const = 0;
+  // The same keys from a column-major tile: row r's element j of the block
+  // is xt[j * ldt + r]. The default transposes and calls hash_block; qproj
+  // reads the columns directly (its AVX-512 path).
+  virtual void hash_block_kmajor(const float* xt, int64_t rows, int64_t ldt, int64_t block,
+                                 uint64_t* keys) const;
   uint64_t key(const float* sub, int64_t block) const {  // one sub-vector, for tests
     uint64_t out;
     hash_block(sub, 1, 0, block, &out);
