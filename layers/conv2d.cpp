@@ -27,6 +27,7 @@
 #include "core/blas.h"
 #include "core/parallel.h"
 #include "core/serial_blas.h"
+#include "core/transpose.h"
 #include "layers/conv_rows.h"
 
 namespace deja::layers {
@@ -55,30 +56,21 @@ Tensor scratch(Scratch slot, const Shape& shape) {
   return reuse_or_allocate(buffers[slot], shape);
 }
 
-constexpr int64_t kBlock = 32;  // pixels per transpose block: 32 x M floats stay in L1/L2
-
 // out[M, P] = transpose(rows[P, M]) + bias (bias may be null).
 void rows_to_planes(const float* rows, int64_t pixels, int64_t m_count, const float* bias,
                     float* out) {
-  for (int64_t p0 = 0; p0 < pixels; p0 += kBlock) {
-    const int64_t p1 = std::min(pixels, p0 + kBlock);
-    for (int64_t m = 0; m < m_count; ++m) {
-      const float b = bias ? bias[m] : 0.0f;
-      float* dst = out + m * pixels;
-      for (int64_t p = p0; p < p1; ++p) dst[p] = rows[p * m_count + m] + b;
-    }
+  core::transpose(rows, pixels, m_count, m_count, out, pixels);
+  if (!bias) return;
+  for (int64_t m = 0; m < m_count; ++m) {
+    const float b = bias[m];
+    float* plane = out + m * pixels;
+    for (int64_t p = 0; p < pixels; ++p) plane[p] += b;
   }
 }
 
 // rows[P, M] = transpose(planes[M, P]).
 void planes_to_rows(const float* planes, int64_t pixels, int64_t m_count, float* rows) {
-  for (int64_t p0 = 0; p0 < pixels; p0 += kBlock) {
-    const int64_t p1 = std::min(pixels, p0 + kBlock);
-    for (int64_t m = 0; m < m_count; ++m) {
-      const float* src = planes + m * pixels;
-      for (int64_t p = p0; p < p1; ++p) rows[p * m_count + m] = src[p];
-    }
-  }
+  core::transpose(planes, m_count, pixels, pixels, rows, m_count);
 }
 
 class Conv2dNode final : public core::Node {
