@@ -168,7 +168,8 @@ Clustering cluster_rows(const core::RowSource& source, const Hasher& hasher, dou
           // slice, one sub-vector per (row, block) it handles, so the loads
           // overlap with the table work (a burst of prefetches up front only
           // stalled on the full miss queue).
-          const int64_t next_rows = std::min(kChunkRows, t1 - i0 - chunk);
+          // (A source's tile is already in cache: nothing to prefetch.)
+          const int64_t next_rows = x ? std::min(kChunkRows, t1 - i0 - chunk) : 0;
           watch.restart();
           for (int64_t s = b0; s < b1; ++s) {
             uint64_t* block_keys = keys.data() + (s - b0) * kChunkRows;
