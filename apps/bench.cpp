@@ -23,6 +23,7 @@
 #include "core/autograd.h"
 #include "core/blas.h"
 #include "core/blas_idle.h"
+#include "core/malloc_tuning.h"
 #include "core/parallel.h"
 #include "core/stopwatch.h"
 #include "layers/language_model.h"
@@ -455,6 +456,7 @@ int run(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   deja::core::reexec_with_short_blas_spin(argv);  // before any GEMM: core/blas_idle.h
+  deja::core::keep_freed_memory();  // core/malloc_tuning.h
   try {
     return run(argc, argv);
   } catch (const cxxopts::exceptions::exception& e) {

@@ -275,7 +275,7 @@ std::unique_ptr<core::ProductSaved> ReuseProduct::forward_rows(const core::RowSo
   float* yd = y.data();
   if (c.blocks == 0) std::fill(yd, yd + n * m, 0.0f);
 
-  std::vector<float> products;
+  std::vector<float>& products = products_;  // kept across calls: no page faults per step
   core::Stopwatch watch;
   for (auto [g0, g1] : block_groups(c, m)) {
     const int64_t base = c.offset[g0];
@@ -369,8 +369,11 @@ void ReuseProduct::backward_impl(core::ProductSaved& saved_base, const core::Ten
   }
   const float* dyd = dy.data();
   const int threads = core::num_threads();
-  std::vector<std::vector<float>> partial(static_cast<size_t>(threads));
-  std::vector<float> seg, dxc;
+  // Work buffers kept across calls (no page faults or zeroing per step).
+  std::vector<std::vector<float>>& partial = partial_;
+  partial.resize(static_cast<size_t>(threads));
+  std::vector<float>& seg = seg_;
+  std::vector<float>& dxc = dxc_;
   // Per-cluster input gradients of all blocks (total clusters x L: a few MB
   // at most), so dX is written in one row-major pass at the end: each dX
   // cache line is written once, completely (per-group passes wrote partial

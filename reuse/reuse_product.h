@@ -10,6 +10,7 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "core/product.h"
 #include "reuse/settings.h"
@@ -51,6 +52,10 @@ class ReuseProduct final : public core::Product {
   ReuseSettings settings_;
   std::unique_ptr<Hasher> hasher_;  // built on first use for the current settings and K
   double last_remaining_ratio_ = 1.0;
+  // Work buffers of forward (per-cluster products) and backward (per-thread
+  // segment sums, their reduction, per-cluster input gradients).
+  std::vector<float> products_, seg_, dxc_;
+  std::vector<std::vector<float>> partial_;
   int64_t last_clusters_per_block_ = 0;  // table size hint for the next forward
 };
 

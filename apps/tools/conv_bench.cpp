@@ -13,6 +13,7 @@
 #include "core/autograd.h"
 #include "core/blas.h"
 #include "core/blas_idle.h"
+#include "core/malloc_tuning.h"
 #include "core/parallel.h"
 #include "core/parameters.h"
 #include "core/rng.h"
@@ -133,6 +134,7 @@ void run(const Shape2d& s, int repeats, bool general) {
 
 int main(int argc, char** argv) {
   deja::core::reexec_with_short_blas_spin(argv);  // before any GEMM: core/blas_idle.h
+  deja::core::keep_freed_memory();  // core/malloc_tuning.h
   cxxopts::Options cli("conv_bench", "dense conv2d forward+backward vs bare sgemm");
   cli.add_options()("threads", "threads (ours and OpenBLAS)", cxxopts::value<int>()->default_value("2"))(
       "repeats", "timed repeats (median reported)", cxxopts::value<int>()->default_value("7"))(

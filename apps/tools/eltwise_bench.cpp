@@ -14,6 +14,7 @@
 
 #include "core/autograd.h"
 #include "core/blas_idle.h"
+#include "core/malloc_tuning.h"
 #include "core/parallel.h"
 #include "core/parameters.h"
 #include "core/rng.h"
@@ -76,6 +77,7 @@ double time_copy(const deja::core::Shape& shape, int repeats) {
 
 int main(int argc, char** argv) {
   deja::core::reexec_with_short_blas_spin(argv);  // before any GEMM: core/blas_idle.h
+  deja::core::keep_freed_memory();  // core/malloc_tuning.h
   cxxopts::Options options("eltwise_bench", "forward/backward time of relu, maxpool and LRN");
   options.add_options()("threads", "threads", cxxopts::value<int>()->default_value("2"))(
       "repeats", "timed repeats", cxxopts::value<int>()->default_value("15"))("h,help", "help");

@@ -12,9 +12,11 @@
 #include "data/loader.h"
 #include "data/pipeline.h"
 #include "core/blas_idle.h"
+#include "core/malloc_tuning.h"
 
 int main(int argc, char** argv) {
   deja::core::reexec_with_short_blas_spin(argv);  // before any GEMM: core/blas_idle.h
+  deja::core::keep_freed_memory();  // core/malloc_tuning.h
   cxxopts::Options cli("loader_bench", "Data loader throughput on Fashion-MNIST with augmentation");
   cli.add_options()("batches", "batches to time", cxxopts::value<int64_t>()->default_value("2000"))(
       "batch-size", "batch size", cxxopts::value<int64_t>()->default_value("128"))(

@@ -17,6 +17,7 @@
 #include "core/autograd.h"
 #include "core/blas.h"
 #include "core/blas_idle.h"
+#include "core/malloc_tuning.h"
 #include "core/grad_clip.h"
 #include "core/optimizer.h"
 #include "core/parallel.h"
@@ -46,6 +47,7 @@ double median(std::vector<double> v) {
 
 int main(int argc, char** argv) {
   deja::core::reexec_with_short_blas_spin(argv);  // before any GEMM: core/blas_idle.h
+  deja::core::keep_freed_memory();  // core/malloc_tuning.h
   cxxopts::Options cli("lstm_bench", "LSTM language model: training window time, dense vs reuse");
   cli.add_options()("threads", "threads (ours and OpenBLAS)", cxxopts::value<int>()->default_value("2"))(
       "windows", "timed windows", cxxopts::value<int>()->default_value("10"))(

@@ -15,6 +15,7 @@
 
 #include "core/blas.h"
 #include "core/blas_idle.h"
+#include "core/malloc_tuning.h"
 #include "core/parallel.h"
 #include "core/rng.h"
 #include "core/stopwatch.h"
@@ -91,6 +92,7 @@ double median_ms(int reps, F&& f) {
 
 int main(int argc, char** argv) {
   deja::core::reexec_with_short_blas_spin(argv);  // before any GEMM: core/blas_idle.h
+  deja::core::keep_freed_memory();  // core/malloc_tuning.h
   cxxopts::Options opts("reuse_bench", "dense vs reuse weight product timing");
   opts.add_options()("n", "rows", cxxopts::value<int64_t>()->default_value("32768"))(
       "k", "columns", cxxopts::value<int64_t>()->default_value("1600"))(

@@ -18,6 +18,7 @@
 
 #include "core/autograd.h"
 #include "core/blas_idle.h"
+#include "core/malloc_tuning.h"
 #include "core/json_util.h"
 #include "core/parallel.h"
 #include "core/rng.h"
@@ -98,6 +99,7 @@ std::vector<GridPoint> grid() {
 
 int main(int argc, char** argv) {
   deja::core::reexec_with_short_blas_spin(argv);  // before any GEMM: core/blas_idle.h
+  deja::core::keep_freed_memory();  // core/malloc_tuning.h
   cxxopts::Options opts("reuse_sweep", "reuse error against r_c per hash family on real activations");
   opts.add_options()("config", "run config", cxxopts::value<std::string>()->default_value("configs/cifarnet.json"))(
       "out", "CSV path", cxxopts::value<std::string>()->default_value("reuse_sweep.csv"))(
