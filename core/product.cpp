@@ -26,6 +26,13 @@ void RowSource::fill_kmajor(int64_t r0, int64_t count, int64_t c0, int64_t c1, f
   transpose(rows.data(), count, c1 - c0, c1 - c0, out, ld);
 }
 
+void RowSink::add_kmajor(int64_t r0, int64_t count, int64_t k, const float* cols, int64_t ld) {
+  thread_local std::vector<float> rows;
+  rows.resize(static_cast<size_t>(count * k));
+  transpose(cols, k, count, ld, rows.data(), k);
+  add(r0, count, rows.data(), k);
+}
+
 std::unique_ptr<ProductSaved> Product::forward_rows(const RowSource& x, const Tensor& w, Tensor& y,
                                                     bool for_backward) {
   const int64_t n = x.rows(), k = x.cols();

@@ -224,6 +224,16 @@ void ConvPatchGradSink::add(int64_t r0, int64_t count, const float* rows, int64_
   }
 }
 
+void ConvPatchGradSink::add_kmajor(int64_t r0, int64_t count, int64_t k, const float* cols, int64_t ld) {
+  const int64_t ow = g_.out_w(), n = r0 / pixels_, p0 = r0 % pixels_;
+  if (k == g_.patch_size() && p0 % ow == 0 && (count % ow == 0 || p0 + count == pixels_)) {
+    add_kmajor_rows(cols, ld, g_, p0 / ow, (p0 + count + ow - 1) / ow,
+                    grads_ + n * g_.channels * g_.height * g_.width);
+    return;
+  }
+  RowSink::add_kmajor(r0, count, k, cols, ld);
+}
+
 float conv_patch_value(const float* images, const ConvGeometry& g, int64_t row, int64_t col) {
   const int64_t pixels = g.out_h() * g.out_w(), n = row / pixels, p = row % pixels;
   const int64_t oy = p / g.out_w(), ox = p % g.out_w();

@@ -196,6 +196,7 @@ void write_dx_rows(float* dx, int64_t r0, int64_t r1, int64_t k, int64_t l, cons
 }
 
 constexpr int64_t kSinkRows = 64;  // dX rows per hand-over to a RowSink: 64 x K floats stay in L2
+constexpr int64_t kExactSinkRows = 128;  // exact dX: rows per GEMM (a wider GEMM, 128 x K floats)
 constexpr int64_t kGroupFloats = int64_t{1} << 17;  // 512 KB of per-cluster products per group: fits L2
 
 struct ReuseSaved final : core::ProductSaved {
@@ -347,17 +348,18 @@ void ReuseProduct::backward_impl(core::ProductSaved& saved_base, const core::Ten
     stats_.gemm_s += g.seconds();
   }
   if (sink && exact_dx) {
-    // dX = dY . W a tile of rows at a time, handed to the sink while in cache.
+    // dX = dY . W a tile of rows at a time, made column-major (W^T . dY^T:
+    // no transpose for a conv sink) and handed to the sink while in cache.
     core::Stopwatch g;
     const int64_t granule = std::max<int64_t>(1, sink->granule());
     core::SerialBlasScope serial;
     core::parallel_for((n + granule - 1) / granule, [&](int64_t u0, int64_t u1) {
-      std::vector<float> rows(static_cast<size_t>(kSinkRows * k));
+      std::vector<float> cols(static_cast<size_t>(kExactSinkRows * k));
       for (int64_t r = u0 * granule, count = 0; r < std::min(n, u1 * granule); r += count) {
-        count = std::min({kSinkRows, n - r, granule - r % granule});
-        core::gemm(core::Trans::No, core::Trans::No, count, k, m, 1.0f, dy.data() + r * m, m,
-                   w.data(), k, 0.0f, rows.data(), k);
-        sink->add(r, count, rows.data(), k);
+        count = std::min({kExactSinkRows, n - r, granule - r % granule});
+        core::gemm(core::Trans::Yes, core::Trans::Yes, k, count, m, 1.0f, w.data(), k,
+                   dy.data() + r * m, m, 0.0f, cols.data(), count);
+        sink->add_kmajor(r, count, k, cols.data(), count);
       }
     });
     stats_.gemm_s += g.seconds();

@@ -88,20 +88,30 @@ TEST_CASE("ConvPatchGradSink: tiles added in any split equal col2im of whole ima
       deja::layers::col2im_add(rows.data() + n * pixels * k, g, expected.data() + n * image);
     // Splits that cut output rows (the general loop) and whole pairs of
     // output rows (the padded-plane loop), into a gradient that already holds 0.5.
-    for (const int64_t split : {int64_t{7}, 2 * g.out_w()}) {
-      std::vector<float> got(static_cast<size_t>(batch * image), 0.5f);
-      ConvPatchGradSink sink(got.data(), batch, g);
-      CHECK(sink.granule() == pixels);
-      for (int64_t n = 0; n < batch; ++n)
-        for (int64_t p = 0; p < pixels; p += split) {
-          const int64_t count = std::min<int64_t>(split, pixels - p), r = n * pixels + p;
-          sink.add(r, count, rows.data() + r * k, k);
-        }
-      int bad = 0;
-      for (size_t i = 0; i < got.size(); ++i) bad += std::fabs(got[i] - expected[i]) > 1e-5f * (1 + std::fabs(expected[i]));
-      CAPTURE(split);
-      CHECK(bad == 0);
-    }
+    // Both as rows and as column-major tiles (add_kmajor).
+    for (const bool kmajor : {false, true})
+      for (const int64_t split : {int64_t{7}, 2 * g.out_w()}) {
+        std::vector<float> got(static_cast<size_t>(batch * image), 0.5f);
+        ConvPatchGradSink sink(got.data(), batch, g);
+        CHECK(sink.granule() == pixels);
+        for (int64_t n = 0; n < batch; ++n)
+          for (int64_t p = 0; p < pixels; p += split) {
+            const int64_t count = std::min<int64_t>(split, pixels - p), r = n * pixels + p;
+            if (!kmajor) {
+              sink.add(r, count, rows.data() + r * k, k);
+              continue;
+            }
+            std::vector<float> cols(static_cast<size_t>(k * (count + 2)));
+            for (int64_t i = 0; i < count; ++i)
+              for (int64_t j = 0; j < k; ++j) cols[j * (count + 2) + i] = rows[(r + i) * k + j];
+            sink.add_kmajor(r, count, k, cols.data(), count + 2);
+          }
+        int bad = 0;
+        for (size_t i = 0; i < got.size(); ++i) bad += std::fabs(got[i] - expected[i]) > 1e-5f * (1 + std::fabs(expected[i]));
+        CAPTURE(split);
+        CAPTURE(kmajor);
+        CHECK(bad == 0);
+      }
   }
 }
 
