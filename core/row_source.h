@@ -43,10 +43,10 @@ class MatrixRows final : public RowSource {
 };
 
 // Where a backward's input-gradient rows go. Rows come in groups of granule()
-// consecutive rows (conv2d: one image's pixels); a put never spans two
-// granules, and puts for different granules may run at once on different
-// threads, while those for one granule come from one thread. The sink starts
-// from zero (or from the existing gradient, as it decides) and adds.
+// consecutive rows (conv2d: one image's pixels); an add never spans two
+// granules, adds for different granules may run at once on different
+// threads, and those for one granule come from one thread. A sink only adds:
+// whoever owns dX clears it first when it is not accumulating.
 class RowSink {
  public:
   virtual ~RowSink() = default;
