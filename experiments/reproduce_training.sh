@@ -7,7 +7,7 @@
 # against wall time, dense vs reuse).
 # Usage: experiments/reproduce_training.sh [network ...] [--out DIR] [--epochs N]
 #          [--subset N] [--threads N] [--quick] [--configs DIR] [--summarize-only]
-#   networks: cifarnet alexnet vgg19 (default: all three), smoke (CI, seconds)
+#   networks: cifarnet alexnet vgg19 (default: all three), vgg19_bn, smoke (CI, seconds)
 #   --epochs N      override the configs' epochs (both runs)
 #   --subset N      train on the first N training images (--set data.subset=N)
 #   --threads N     override the configs' threads (both runs)
@@ -40,8 +40,8 @@ done
 ((${#nets[@]})) || nets=(cifarnet alexnet vgg19)
 for net in "${nets[@]}"; do
   case $net in
-    cifarnet|alexnet|vgg19|smoke) ;;
-    *) echo "reproduce_training: unknown network '$net' (cifarnet, alexnet, vgg19, smoke)" >&2; exit 2 ;;
+    cifarnet|alexnet|vgg19|vgg19_bn|smoke) ;;
+    *) echo "reproduce_training: unknown network '$net' (cifarnet, alexnet, vgg19, vgg19_bn, smoke)" >&2; exit 2 ;;
   esac
 done
 for value in "$epochs" "$subset" "$threads"; do
