@@ -8,11 +8,13 @@
 // K-major col2im (contiguous adds). Nothing of batch size
 // goes through DRAM except the input and output (the whole-batch patch matrix
 // is 210 MB at CifarNet conv2), and there is no [P, M] <-> [M, P] transpose.
-// General path (reuse engine, wrappers): im2col of the whole batch into one
-// [N*P, K] patch matrix, ONE product call (the reuse engine clusters over the
-// batch), a per-image transpose [P, M] -> [M, P] with the bias folded in;
+// General path (reuse engine, wrappers): ONE product call over the whole
+// batch's patch rows (the reuse engine clusters over the batch), given as a
+// ConvPatchRows source that makes tiles on demand (a wrapper may materialise
+// them), then a per-image transpose [P, M] -> [M, P] with the bias added;
 // backward: the reverse transpose of dY, the bias gradient, one product
-// backward (dW and, when the input wants it, the patch gradient), col2im.
+// backward (dW and, when the input wants it, the patch gradient handed to a
+// ConvPatchGradSink, which col2im's it tile by tile).
 // BLAS runs outside our parallel regions (design.md section 2: the two pools
 // must not fight for two cores).
 #include "layers/conv2d.h"

@@ -7,6 +7,9 @@
 // the sub-vector is added to its cluster's sum while the chunk is in L1
 // (a short software pipeline prefetches table slots and cluster sums a few
 // rows ahead, and the next chunk's rows one sub-vector at a time).
+// Rows that come from a RowSource without memory behind them (conv2d's
+// patches) are made 256 at a time per group, column-major, hashed from there
+// and transposed once for the sums.
 // Threads own disjoint groups, so results do not depend on the thread count.
 // Limits: with fewer groups than threads (K <= ~64) only one thread works.
 #pragma once

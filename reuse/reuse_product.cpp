@@ -8,6 +8,9 @@
 // BLAS. Cluster-mode dX is written last, in one row-major pass over all
 // blocks (streaming stores when it may), from the per-cluster input
 // gradients of every block (total clusters x L floats).
+// Over a RowSource/RowSink (conv2d) X is read tile by tile while clustering
+// and dX leaves 64 rows at a time (exact mode: 128-row column-major GEMM
+// tiles), so neither exists whole in memory. Work buffers persist across calls.
 // Limits: each pass costs ~1-10 ns per (row, block) pair, so reuse pays only
 // when r_c is small and L large enough (perf-notes.md, "Reuse engine").
 #include "reuse/reuse_product.h"
