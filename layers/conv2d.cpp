@@ -133,7 +133,7 @@ class Conv2dNode final : public core::Node {
       core::parallel_for(batch_ * image_size, [&](int64_t b, int64_t e) { std::fill(dx + b, dx + e, 0.0f); },
                          1 << 16);
     }
-    ConvPatchGradSink sink(dx, batch_, g_);  // col2im of each tile of patch gradient
+    ConvPatchGradSink sink(dx, g_);  // col2im of each tile of patch gradient
     product_->backward_rows(*saved_, dy, w_, dw, &sink);
   }
 

@@ -187,8 +187,8 @@ void ConvPatchRows::fill_kmajor(int64_t r0, int64_t count, int64_t c0, int64_t c
   }
 }
 
-ConvPatchGradSink::ConvPatchGradSink(float* image_grads, int64_t batch, const ConvGeometry& g)
-    : grads_(image_grads), batch_(batch), pixels_(g.out_h() * g.out_w()), g_(g) {}
+ConvPatchGradSink::ConvPatchGradSink(float* image_grads, const ConvGeometry& g)
+    : grads_(image_grads), pixels_(g.out_h() * g.out_w()), g_(g) {}
 
 void ConvPatchGradSink::add(int64_t r0, int64_t count, const float* rows, int64_t ld) {
   thread_local std::vector<float> kmajor;

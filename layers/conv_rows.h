@@ -33,14 +33,14 @@ class ConvPatchRows final : public core::RowSource {
 // when it is not accumulating.
 class ConvPatchGradSink final : public core::RowSink {
  public:
-  ConvPatchGradSink(float* image_grads, int64_t batch, const ConvGeometry& g);
+  ConvPatchGradSink(float* image_grads, const ConvGeometry& g);
   int64_t granule() const override { return pixels_; }
   void add(int64_t r0, int64_t count, const float* rows, int64_t ld) override;
   void add_kmajor(int64_t r0, int64_t count, int64_t k, const float* cols, int64_t ld) override;
 
  private:
   float* grads_;
-  int64_t batch_, pixels_;
+  int64_t pixels_;
   ConvGeometry g_;
 };
 

@@ -31,13 +31,12 @@ struct BlockTable {
   std::vector<int32_t> counts;
   int32_t zero_id = -1;
 
-  int64_t l_hint = 0;  // L, for reserving the sums
-  void init(int64_t expected) {
+  void init(int64_t expected, int64_t l) {
     int64_t cap = 64;
     while (cap < 2 * expected) cap *= 2;
     rehash(cap);
     counts.reserve(static_cast<size_t>(expected));
-    sums.reserve(static_cast<size_t>((expected + expected / 4) * l_hint));  // no regrowth copies at fine rungs
+    sums.reserve(static_cast<size_t>((expected + expected / 4) * l));  // no regrowth copies at fine rungs
   }
   void rehash(int64_t cap) {
     std::vector<uint64_t> old_key = std::move(slot_key);
@@ -142,10 +141,8 @@ Clustering cluster_rows(const core::RowSource& source, const Hasher& hasher, dou
     for (int64_t g = g0; g < g1; ++g) {
       const int64_t b0 = g * group, b1 = std::min(blocks, b0 + group);
       const int64_t c0 = b0 * l, c1 = std::min(k, b1 * l);
-      for (int64_t s = b0; s < b1; ++s) {
-        tables[s].l_hint = l;
-        tables[s].init(std::min<int64_t>(rows, std::max<int64_t>(256, expected_clusters)));
-      }
+      for (int64_t s = b0; s < b1; ++s)
+        tables[s].init(std::min<int64_t>(rows, std::max<int64_t>(256, expected_clusters)), l);
       for (int64_t t0 = 0; t0 < rows; t0 += x ? rows : kTileRows) {
         const int64_t t1 = x ? rows : std::min(rows, t0 + kTileRows);
         // Row i's column c0 is at tile_base + (i - t0) * ld. A source's

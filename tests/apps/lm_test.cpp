@@ -15,6 +15,7 @@
 #include "layers/lstm.h"
 #include "layers/model.h"
 #include "reuse/reuse_product.h"
+#include "resume_helpers.h"
 #include "run_helpers.h"
 
 using namespace deja;
@@ -53,8 +54,6 @@ nlohmann::json lm_config(const std::string& corpus) {
             {"tie_weights", false}}}};
 }
 
-RunResult train(const std::string& args) { return run_command(bin("train") + " --quiet " + args); }
-
 std::vector<double> fields_of(const std::vector<nlohmann::json>& epochs) {
   std::vector<double> v;
   for (const auto& e : epochs)
@@ -81,13 +80,7 @@ struct LmFixture {
 TEST_CASE("train lm: perplexity falls; 4 epochs equal 2 + resume 2 to the bit; eval repeats the loss") {
   LmFixture f;
   ScratchDir whole("lm-whole"), split("lm-split");
-  RunResult r = train("--config " + f.config + " --epochs 4 --out " + whole.str());
-  REQUIRE_MESSAGE(r.status == 0, r.output);
-  r = train("--config " + f.config + " --epochs 2 --out " + split.str());
-  REQUIRE_MESSAGE(r.status == 0, r.output);
-  r = train("--resume " + split.str() + " --epochs 4");
-  REQUIRE_MESSAGE(r.status == 0, r.output);
-  auto a = read_metrics(whole / "metrics.jsonl"), b = read_metrics(split / "metrics.jsonl");
+  auto [a, b] = train_whole_and_resumed(f.config, 4, 2, whole, split);
   REQUIRE(a.size() == 4);
   REQUIRE(b.size() == 4);
   CHECK(fields_of(a) == fields_of(b));
@@ -103,17 +96,10 @@ TEST_CASE("train lm: perplexity falls; 4 epochs equal 2 + resume 2 to the bit; e
     CHECK(a[e]["test_perplexity"].get<double>() < a[e - 1]["test_perplexity"].get<double>());
   CHECK(a[3]["test_perplexity"].get<double>() < 2.5);
   // Final weights identical, under PyTorch's names.
-  auto ca = apps::open_checkpoint(whole.str()), cb = apps::open_checkpoint(split.str());
+  auto ca = apps::open_checkpoint(whole.str());
   CHECK(ca.file.has("rnn.weight_ih_l1"));
   CHECK(ca.file.has("encoder.weight"));
-  REQUIRE(ca.file.names() == cb.file.names());
-  for (const auto& name : ca.file.names()) {
-    auto shape = ca.file.shape(name);
-    std::vector<float> x(static_cast<size_t>(core::shape_numel(shape))), y(x.size());
-    ca.file.copy_to(name, shape, x.data());
-    cb.file.copy_to(name, shape, y.data());
-    CHECK_MESSAGE(x == y, name);
-  }
+  check_same_weights(whole.str(), split.str());
   RunResult ev = run_command(bin("eval") + " --json --checkpoint " + whole.str());
   REQUIRE_MESSAGE(ev.status == 0, ev.output);
   auto j = nlohmann::json::parse(ev.output.substr(ev.output.find('{')));
@@ -127,13 +113,7 @@ TEST_CASE("train lm: reuse in the LSTM reports r_c per layer, learns, and resume
     CAPTURE(dx);
     LmFixture f(nlohmann::json{{"model", {{"reuse", {{"enabled", true}, {"L", 8}, {"H", 6}, {"dx", dx}}}}}});
     ScratchDir whole("lm-reuse-whole-" + dx), split("lm-reuse-split-" + dx);
-    RunResult r = train("--config " + f.config + " --epochs 3 --out " + whole.str());
-    REQUIRE_MESSAGE(r.status == 0, r.output);
-    r = train("--config " + f.config + " --epochs 1 --out " + split.str());
-    REQUIRE_MESSAGE(r.status == 0, r.output);
-    r = train("--resume " + split.str() + " --epochs 3");
-    REQUIRE_MESSAGE(r.status == 0, r.output);
-    auto a = read_metrics(whole / "metrics.jsonl"), b = read_metrics(split / "metrics.jsonl");
+    auto [a, b] = train_whole_and_resumed(f.config, 3, 1, whole, split);
     REQUIRE(a.size() == 3);
     REQUIRE(b.size() == 3);
     CHECK(fields_of(a) == fields_of(b));

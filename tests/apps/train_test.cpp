@@ -8,6 +8,7 @@
 #include "apps/common/checkpoint.h"
 #include "apps/common/run_config.h"
 #include "apps/common/trainer.h"
+#include "resume_helpers.h"
 #include "run_helpers.h"
 
 using namespace deja;
@@ -56,13 +57,7 @@ TEST_CASE("train: the smoke CNN learns its generated data, identically twice wit
 
 TEST_CASE("train: 1 epoch + resume 1 epoch equals 2 epochs, to the bit") {
   ScratchDir whole("resume-whole"), split("resume-split");
-  RunResult r = train("--config " + kSmoke + " --epochs 2 --out " + whole.str());
-  REQUIRE_MESSAGE(r.status == 0, r.output);
-  r = train("--config " + kSmoke + " --epochs 1 --out " + split.str());
-  REQUIRE_MESSAGE(r.status == 0, r.output);
-  r = train("--resume " + split.str() + " --epochs 2");
-  REQUIRE_MESSAGE(r.status == 0, r.output);
-  auto a = read_metrics(whole / "metrics.jsonl"), b = read_metrics(split / "metrics.jsonl");
+  auto [a, b] = train_whole_and_resumed(kSmoke, 2, 1, whole, split);
   REQUIRE(a.size() == 2);
   REQUIRE(b.size() == 2);
   CHECK(losses_of(a) == losses_of(b));
@@ -72,14 +67,7 @@ TEST_CASE("train: 1 epoch + resume 1 epoch equals 2 epochs, to the bit") {
   auto ca = apps::open_checkpoint(whole.str()), cb = apps::open_checkpoint(split.str());
   CHECK(ca.state.epochs_done == 2);
   CHECK(cb.state.epochs_done == 2);
-  CHECK(ca.file.names() == cb.file.names());
-  for (const auto& name : ca.file.names()) {
-    auto shape = ca.file.shape(name);
-    std::vector<float> x(static_cast<size_t>(core::shape_numel(shape))), y(x.size());
-    ca.file.copy_to(name, shape, x.data());
-    cb.file.copy_to(name, shape, y.data());
-    CHECK_MESSAGE(x == y, name);
-  }
+  check_same_weights(whole.str(), split.str());
 }
 
 TEST_CASE("checkpoint: weights, buffers and optimizer state round-trip") {

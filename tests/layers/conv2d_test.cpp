@@ -11,6 +11,7 @@
 #include "core/rng.h"
 #include "layers/conv2d.h"
 #include "tests/gradcheck.h"
+#include "tests/layers/forwarding_product.h"
 
 using deja::core::Rng;
 using deja::core::Shape;
@@ -208,25 +209,6 @@ TEST_CASE("conv2d: output_shape errors name both shapes") {
 
 namespace {
 
-// Forwards to the dense product but is not it: conv2d then takes its general
-// path (whole-batch patch matrix, one product call), the reference for the
-// direct chunked path the plain dense product gets.
-class ForwardingProduct final : public deja::core::Product {
- public:
-  std::string describe() const override { return "forwarding"; }
-  std::unique_ptr<deja::core::ProductSaved> forward(const Tensor& x, const Tensor& w, Tensor& y,
-                                                    bool for_backward) override {
-    return inner_->forward(x, w, y, for_backward);
-  }
-  void backward(deja::core::ProductSaved& saved, const Tensor& dy, const Tensor& w, float* dw, float* dx,
-                float dx_beta) override {
-    inner_->backward(saved, dy, w, dw, dx, dx_beta);
-  }
-
- private:
-  std::shared_ptr<deja::core::Product> inner_ = deja::core::make_dense_product();
-};
-
 struct ConvRun {
   Tensor y, dx, dw, db;
 };
@@ -234,7 +216,7 @@ struct ConvRun {
 ConvRun run_conv(const Conv2dOptions& o, const Tensor& x_in, const Tensor& g, bool general) {
   Rng init(21, 1);
   Conv2d conv(o, init);
-  if (general) conv.set_product(std::make_shared<ForwardingProduct>());
+  if (general) conv.set_product(std::make_shared<deja::testing::ForwardingProduct>());  // general path
   deja::core::ParameterArena arena;
   arena.bind(conv.named_parameters());
   Tensor x = x_in.clone();

@@ -16,6 +16,7 @@
 #include "layers/conv_rows.h"
 #include "layers/im2col.h"
 #include "reuse/reuse_product.h"
+#include "tests/layers/forwarding_product.h"
 
 using deja::core::Rng;
 using deja::core::Tensor;
@@ -92,7 +93,7 @@ TEST_CASE("ConvPatchGradSink: tiles added in any split equal col2im of whole ima
     for (const bool kmajor : {false, true})
       for (const int64_t split : {int64_t{7}, 2 * g.out_w()}) {
         std::vector<float> got(static_cast<size_t>(batch * image), 0.5f);
-        ConvPatchGradSink sink(got.data(), batch, g);
+        ConvPatchGradSink sink(got.data(), g);
         CHECK(sink.granule() == pixels);
         for (int64_t n = 0; n < batch; ++n)
           for (int64_t p = 0; p < pixels; p += split) {
@@ -116,26 +117,6 @@ TEST_CASE("ConvPatchGradSink: tiles added in any split equal col2im of whole ima
 }
 
 namespace {
-
-// Runs another product but keeps the base class's RowSource / RowSink calls,
-// which materialise the patch matrix and its gradient: the reference for
-// conv2d's tile-by-tile path into the reuse engine.
-class MaterialisingProduct final : public deja::core::Product {
- public:
-  explicit MaterialisingProduct(std::shared_ptr<deja::core::Product> inner) : inner_(std::move(inner)) {}
-  std::string describe() const override { return "materialising"; }
-  std::unique_ptr<deja::core::ProductSaved> forward(const Tensor& x, const Tensor& w, Tensor& y,
-                                                    bool for_backward) override {
-    return inner_->forward(x, w, y, for_backward);
-  }
-  void backward(deja::core::ProductSaved& saved, const Tensor& dy, const Tensor& w, float* dw, float* dx,
-                float dx_beta) override {
-    inner_->backward(saved, dy, w, dw, dx, dx_beta);
-  }
-
- private:
-  std::shared_ptr<deja::core::Product> inner_;
-};
 
 struct Grads {
   Tensor y, dx, dw, db;
@@ -181,7 +162,7 @@ TEST_CASE("conv2d on the reuse engine: tile-by-tile rows equal the materialised 
       s.H = 6;
       s.dx = dx_mode;
       Grads tiles = run(std::make_shared<deja::reuse::ReuseProduct>(s), x, g);
-      Grads whole = run(std::make_shared<MaterialisingProduct>(std::make_shared<deja::reuse::ReuseProduct>(s)), x, g);
+      Grads whole = run(std::make_shared<deja::testing::ForwardingProduct>(std::make_shared<deja::reuse::ReuseProduct>(s)), x, g);
       CAPTURE(std::string(dx_mode));
       CAPTURE(l);
       CHECK(mismatches(tiles.y, whole.y) == 0);
