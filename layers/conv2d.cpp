@@ -8,6 +8,9 @@
 // K-major col2im (contiguous adds). Nothing of batch size
 // goes through DRAM except the input and output (the whole-batch patch matrix
 // is 210 MB at CifarNet conv2), and there is no [P, M] <-> [M, P] transpose.
+// 3x3 / stride 1 / padding 1 layers with 16+ channels each way take
+// Winograd F(2x2, 3x3) instead (layers/winograd.h: 2.25x fewer multiplies,
+// and no work on the padding taps that im2col multiplies by zero).
 // General path (reuse engine, wrappers): ONE product call over the whole
 // batch's patch rows (the reuse engine clusters over the batch), given as a
 // ConvPatchRows source that makes tiles on demand (a wrapper may materialise
@@ -31,6 +34,7 @@
 #include "core/serial_blas.h"
 #include "core/transpose.h"
 #include "layers/conv_rows.h"
+#include "layers/winograd.h"
 
 namespace deja::layers {
 
@@ -75,6 +79,23 @@ void planes_to_rows(const float* planes, int64_t pixels, int64_t m_count, float*
   core::transpose(planes, m_count, pixels, pixels, rows, m_count);
 }
 
+// db[m] = beta * db[m] + the sum of dY's planes of channel m, per output
+// channel (disjoint writes, order fixed: reproducible for any thread count).
+void bias_grad(const float* dy, int64_t batch, int64_t m_count, int64_t pixels, float beta, float* db) {
+  core::parallel_for(m_count, [&](int64_t b, int64_t e) {
+    for (int64_t m = b; m < e; ++m) {
+      double s = 0.0;
+      for (int64_t n = 0; n < batch; ++n) {
+        const float* plane = dy + (n * m_count + m) * pixels;
+        float part = 0.0f;
+        for (int64_t p = 0; p < pixels; ++p) part += plane[p];
+        s += part;
+      }
+      db[m] = static_cast<float>(s) + (beta != 0.0f ? beta * db[m] : 0.0f);
+    }
+  });
+}
+
 class Conv2dNode final : public core::Node {
  public:
   Conv2dNode(const ConvGeometry& g, int64_t batch, std::shared_ptr<core::Product> product,
@@ -100,19 +121,7 @@ class Conv2dNode final : public core::Node {
     if (input_needs_grad(2)) {
       float beta;
       float* db = input_grad(2, &beta);
-      // Per output channel (disjoint writes, order fixed: reproducible for any thread count).
-      core::parallel_for(m_count, [&](int64_t b, int64_t e) {
-        for (int64_t m = b; m < e; ++m) {
-          double s = 0.0;
-          for (int64_t n = 0; n < batch_; ++n) {
-            const float* plane = go + (n * m_count + m) * pixels;
-            float part = 0.0f;
-            for (int64_t p = 0; p < pixels; ++p) part += plane[p];
-            s += part;
-          }
-          db[m] = static_cast<float>(s) + (beta != 0.0f ? db[m] : 0.0f);
-        }
-      });
+      bias_grad(go, batch_, m_count, pixels, beta, db);
     }
 
     float* dw = nullptr;
@@ -173,13 +182,19 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 class DirectConvNode final : public core::Node {
  public:
-  DirectConvNode(const ConvGeometry& g, Tensor x, Tensor weight_rows, std::shared_ptr<core::Product> product)
-      : g_(g), x_(std::move(x)), w_(std::move(weight_rows)), product_(std::move(product)) {}
+  DirectConvNode(const ConvGeometry& g, Tensor x, Tensor weight_rows, std::shared_ptr<core::Product> product,
+                 bool winograd)
+      : g_(g), x_(std::move(x)), w_(std::move(weight_rows)), product_(std::move(product)), winograd_(winograd) {}
 
   const char* op_name() const override { return "conv2d"; }
 
   void backward(const Tensor& grad_output) override {
     const auto t0 = std::chrono::steady_clock::now();
+    if (winograd_) {
+      backward_winograd(grad_output);
+      product_->record_direct_call(0.0, seconds_since(t0));
+      return;
+    }
     const int64_t batch = x_.size(0), pixels = g_.out_h() * g_.out_w();
     const int64_t m_count = w_.size(0), k = w_.size(1);
     const int64_t image_size = g_.channels * g_.height * g_.width;
@@ -272,10 +287,21 @@ class DirectConvNode final : public core::Node {
   }
 
  private:
+  void backward_winograd(const Tensor& grad_output) {
+    const int64_t batch = x_.size(0), m_count = w_.size(0);
+    float beta_db = 0.0f, beta_dx = 0.0f, beta_dw = 0.0f;
+    float* db = input_needs_grad(2) ? input_grad(2, &beta_db) : nullptr;
+    if (db) bias_grad(grad_output.data(), batch, m_count, g_.out_h() * g_.out_w(), beta_db, db);
+    float* dx = input_needs_grad(0) ? input_grad(0, &beta_dx) : nullptr;
+    float* dw = input_needs_grad(1) ? input_grad(1, &beta_dw) : nullptr;
+    winograd_backward(x_.data(), grad_output.data(), batch, g_, w_.data(), m_count, dx, beta_dx, dw, beta_dw);
+  }
+
   ConvGeometry g_;
   Tensor x_;  // the input, detached: patches are recomputed per chunk
   Tensor w_;  // the weight as [M, K], sharing the parameter's storage
   std::shared_ptr<core::Product> product_;  // only for its statistics
+  bool winograd_;  // 3x3 / stride 1 / pad 1: layers/winograd.h instead of im2col
 };
 
 // out (NCHW) = conv(x) + bias, chunk by chunk per thread (see above).
@@ -387,10 +413,14 @@ Tensor Conv2d::forward(const Tensor& x) {
   if (product_->is_plain_dense()) {
     const auto t0 = std::chrono::steady_clock::now();
     Tensor out = Tensor::empty(out_shape);
-    direct_forward(x, g, w_rows, bias, out);
+    const bool winograd = winograd_applies(g, m_count);
+    if (winograd)
+      winograd_forward(x.data(), batch, g, w_rows.data(), m_count, bias, out.data());
+    else
+      direct_forward(x, g, w_rows, bias, out);
     product_->record_direct_call(seconds_since(t0), 0.0);
     if (grad)
-      core::attach(out, std::make_shared<DirectConvNode>(g, x.detached(), w_rows, product_),
+      core::attach(out, std::make_shared<DirectConvNode>(g, x.detached(), w_rows, product_, winograd),
                    {&x, &weight_, &bias_});
     return out;
   }

@@ -236,7 +236,7 @@ int count_mismatches(const Tensor& a, const Tensor& b, float tol) {
 
 }  // namespace
 
-TEST_CASE("conv2d: the chunked direct path (dense) equals the whole-batch product path") {
+TEST_CASE("conv2d: the direct paths (im2col chunks, Winograd) equal the whole-batch product path") {
   struct Case {
     Conv2dOptions o;
     Shape input;
@@ -245,6 +245,8 @@ TEST_CASE("conv2d: the chunked direct path (dense) equals the whole-batch produc
       {options(64, 16, 5, 5, 1, 2), {5, 64, 16, 16}},  // a few MB per image: several chunks, a short last one
       {options(3, 4, 3, 2, 2, 1), {3, 3, 9, 7}},       // stride 2, non-square kernel, odd sizes
       {options(1, 8, 5, 5, 1, 2), {4, 1, 32, 32}},     // CifarNet conv1 (C = 1, out_w 32)
+      {options(16, 24, 3, 3, 1, 1), {3, 16, 9, 7}},    // 3x3 / pad 1 / 16+ channels: Winograd, odd sizes
+      {options(32, 16, 3, 3, 1, 1), {5, 32, 2, 2}},    // Winograd, one tile per image (VGG conv5)
   };
   uint64_t seed = 30;
   for (const Case& c : cases) {
