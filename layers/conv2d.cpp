@@ -399,6 +399,11 @@ int64_t Conv2d::forward_flops(const Shape& input) const {
   return 2 * core::shape_numel(out) * k;
 }
 
+std::string Conv2d::dense_algorithm(const Shape& input) const {
+  if (!product_->is_plain_dense()) return "";
+  return winograd_applies(geometry(input), options_.out_channels) ? "winograd" : "im2col";
+}
+
 Tensor Conv2d::forward(const Tensor& x) {
   Shape out_shape = output_shape(x.shape());
   const ConvGeometry g = geometry(x.shape());

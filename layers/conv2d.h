@@ -36,6 +36,8 @@ class Conv2d final : public Module {
   Tensor forward(const Tensor& x) override;
   Shape output_shape(const Shape& input) const override;
   int64_t forward_flops(const Shape& input) const override;
+  // "winograd" or "im2col" on the plain dense product, "" on any other (those get im2col rows).
+  std::string dense_algorithm(const Shape& input) const override;
 
   core::Product* product() override { return product_.get(); }
   void set_product(std::shared_ptr<core::Product> product) override;

@@ -78,6 +78,14 @@ std::string format_count(int64_t n) {
   return std::to_string(n);
 }
 
+// "dense (winograd)", "reuse(...)": the product and, when the layer picks
+// its dense algorithm by shape, which one it takes for `input`.
+std::string product_description(Module& m, const Shape& input) {
+  std::string d = m.product()->describe();
+  const std::string algorithm = m.dense_algorithm(input);
+  return algorithm.empty() ? d : d + " (" + algorithm + ")";
+}
+
 }  // namespace
 
 std::vector<LayerSummary> Model::summary(int64_t batch) const {
@@ -92,7 +100,7 @@ std::vector<LayerSummary> Model::summary(int64_t batch) const {
     s.output = root_->output_shape(shape);
     s.parameters = count_parameters(*root_);
     s.flops = root_->forward_flops(shape);
-    if (root_->product()) s.product = root_->product()->describe();
+    if (root_->product()) s.product = product_description(*root_, shape);
     rows.push_back(s);
     return rows;
   }
@@ -102,10 +110,10 @@ std::vector<LayerSummary> Model::summary(int64_t batch) const {
     s.name = seq->name_at(i);
     s.type = m.type();
     s.flops = m.forward_flops(shape);
+    if (m.product()) s.product = product_description(m, shape);
     shape = m.output_shape(shape);
     s.output = shape;
     s.parameters = count_parameters(m);
-    if (m.product()) s.product = m.product()->describe();
     rows.push_back(s);
   }
   return rows;

@@ -36,6 +36,14 @@ class Module {
     return 0;
   }
 
+  // How the dense path computes for `input` when the layer chooses among
+  // algorithms by shape (conv2d: "winograd" or "im2col"), else "": for the
+  // model summary.
+  virtual std::string dense_algorithm(const Shape& input) const {
+    (void)input;
+    return "";
+  }
+
   // The weight product this layer's GEMMs go through (null for layers without one).
   virtual core::Product* product() { return nullptr; }
   virtual void set_product(std::shared_ptr<core::Product> product);

@@ -262,3 +262,17 @@ TEST_CASE("conv2d: the direct paths (im2col chunks, Winograd) equal the whole-ba
     CHECK(count_mismatches(direct.db, general.db, 1e-4f) == 0);
   }
 }
+
+TEST_CASE("conv2d: dense_algorithm names the path its shape takes") {
+  Rng init(3, 1);
+  Conv2d same3(options(16, 16, 3, 3, 1, 1), init);
+  CHECK(same3.dense_algorithm({2, 16, 8, 8}) == "winograd");
+  Conv2d five(options(16, 16, 5, 5, 1, 2), init);
+  CHECK(five.dense_algorithm({2, 16, 8, 8}) == "im2col");
+  Conv2d few_inputs(options(3, 16, 3, 3, 1, 1), init);
+  CHECK(few_inputs.dense_algorithm({2, 3, 8, 8}) == "im2col");
+  Conv2d strided(options(16, 16, 3, 3, 2, 1), init);
+  CHECK(strided.dense_algorithm({2, 16, 8, 8}) == "im2col");
+  same3.set_product(std::make_shared<deja::testing::ForwardingProduct>());  // general path: im2col rows
+  CHECK(same3.dense_algorithm({2, 16, 8, 8}).empty());
+}
