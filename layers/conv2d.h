@@ -1,4 +1,6 @@
-// Conv2d: a 2-D convolution as im2col + one weight product (core/product.h).
+// Conv2d: a 2-D convolution as im2col + one weight product (core/product.h);
+// on the plain dense product, 3x3 / stride 1 / padding 1 layers take Winograd
+// F(2x2, 3x3) instead (layers/winograd.h) and the rest a chunked im2col.
 // Input [N, C, H, W] -> output [N, out, oh, ow]; weight [out, in, kh, kw] and
 // bias [out] as PyTorch. All N * oh * ow patch rows of the mini-batch go
 // through ONE product forward call and ONE backward call, because the reuse

@@ -7,12 +7,13 @@
 // gradients of that computation (equal to the convolution's in exact
 // arithmetic): dX is the same transform run on dY with the kernels rotated by
 // 180 degrees and in/out swapped, dW = G^T (sum over tiles of (A dY A^T) (.) V) G.
-// Tiles are processed a chunk of whole images at a time so the transformed
-// tensors (16 x channels x tiles) stay in cache, each tile transform on all
-// images of the chunk at once (vectorised across images); the 16 GEMMs of a
-// chunk are split over our threads (each runs single-threaded BLAS), so a big
-// layer's U (16 x out x in floats) is read once per chunk and dW needs no
-// per-thread partials. Results depend only on the input, not on the thread count.
+// Tiles are processed a chunk of whole images at a time (up to 64 MB of
+// transformed tensors, 16 x channels x tiles: the GEMMs need thousands of
+// columns to run fast), each tile transform on all images of the chunk at once
+// (vectorised across images); the 16 GEMMs of a chunk are split over our
+// threads (each runs single-threaded BLAS), so a big layer's U (16 x out x in
+// floats) is read once per chunk and dW needs no per-thread partials. Results
+// depend only on the input, not on the thread count.
 #pragma once
 
 #include <cstdint>
