@@ -23,6 +23,21 @@
 
 namespace deja::layers {
 
+namespace {
+
+// Buffers of the calling thread (the transformed kernels and tensors of one
+// layer call), kept between calls: faulting fresh pages in every step costs
+// more than the math. Pointers to them go to the pool's workers.
+enum BufferSlot { kKernels = 0, kInput = 1, kProducts = 2, kForwardKernels = 3 };
+float* buffer(BufferSlot slot, int64_t n) {
+  thread_local std::vector<float> buffers[4];
+  std::vector<float>& b = buffers[slot];
+  if (static_cast<int64_t>(b.size()) < n) b.resize(n);
+  return b.data();
+}
+
+}  // namespace
+
 namespace winograd {
 
 namespace {
@@ -36,9 +51,7 @@ constexpr int kRotated[4] = {3, 1, 2, 0};
 void transform_weights(const float* w, int64_t m, int64_t c, bool for_input_grad, float* u) {
   const int64_t xi_stride = position_stride(m * c);
   if (for_input_grad) {  // the forward transform, then per position a [m, c] -> [c, m] transpose
-    thread_local std::vector<float> buffer;  // the caller's (a pointer goes to the workers)
-    if (static_cast<int64_t>(buffer.size()) < kTile * xi_stride) buffer.resize(kTile * xi_stride);
-    float* forward = buffer.data();
+    float* forward = buffer(kForwardKernels, kTile * xi_stride);
     transform_weights(w, m, c, false, forward);
     core::parallel_for(kTile, [&](int64_t b, int64_t e) {
       for (int64_t xi = b; xi < e; ++xi) {
@@ -107,15 +120,6 @@ using winograd::position_stride;
 // slower on VGG's layers, 4 MB ones up to 2x (docs/perf-notes.md, round 5).
 constexpr int64_t kChunkFloats = int64_t{16} << 20;
 
-// Buffers of the calling thread (the transformed tensors of one layer call),
-// kept between calls: faulting fresh pages in every step costs more than the math.
-float* buffer(int slot, int64_t n) {
-  thread_local std::vector<float> buffers[6];
-  std::vector<float>& b = buffers[slot];
-  if (static_cast<int64_t>(b.size()) < n) b.resize(n);
-  return b.data();
-}
-
 // Per-thread scratch of the plane transforms: one plane of the chunk as
 // [pixel][image], a run of zeros (the padding) and a run to discard into.
 struct PlaneScratch {
@@ -131,12 +135,22 @@ PlaneScratch plane_scratch(int64_t pixels, int64_t lanes) {
 
 struct Chunking {
   int64_t tiles_w, tiles_h, tiles, lanes;  // tiles per image; images per chunk
+
+  // The chunk starting at image n0 (the last one may hold fewer images).
+  Chunking at(int64_t n0, int64_t batch) const {
+    Chunking c = *this;
+    c.lanes = std::min(lanes, batch - n0);
+    return c;
+  }
+  int64_t columns() const { return tiles * lanes; }  // the GEMMs' n
 };
 
-Chunking chunking(const ConvGeometry& g, int64_t batch, int64_t floats_per_tile) {
+// Chunks of an [N, ., h, w] batch holding at most kChunkFloats of
+// transformed tensors, floats_per_tile of them per tile.
+Chunking chunking(int64_t h, int64_t w, int64_t batch, int64_t floats_per_tile) {
   Chunking k;
-  k.tiles_h = (g.height + 1) / 2;
-  k.tiles_w = (g.width + 1) / 2;
+  k.tiles_h = (h + 1) / 2;
+  k.tiles_w = (w + 1) / 2;
   k.tiles = k.tiles_h * k.tiles_w;
   k.lanes = std::clamp<int64_t>(kChunkFloats / std::max<int64_t>(1, floats_per_tile * k.tiles), 1, batch);
   return k;
@@ -261,18 +275,15 @@ void transform_output(const float* m, int64_t xi_stride, int64_t h, int64_t w, c
 // weights) and dX (u from the rotated, transposed weights, in = dY).
 void winograd_conv(const float* in, int64_t batch, int64_t in_ch, int64_t out_ch, int64_t h, int64_t w,
                    const float* u, const float* bias, float beta, float* out) {
-  ConvGeometry g;
-  g.height = h, g.width = w;
-  const Chunking k = chunking(g, batch, kTile * (in_ch + out_ch));
+  const Chunking k = chunking(h, w, batch, kTile * (in_ch + out_ch));
   const int64_t pixels = h * w;
   const int64_t u_stride = position_stride(out_ch * in_ch);
-  float* v = buffer(1, kTile * position_stride(in_ch * k.tiles * k.lanes));
-  float* prod = buffer(2, kTile * position_stride(out_ch * k.tiles * k.lanes));
+  float* v = buffer(kInput, kTile * position_stride(in_ch * k.columns()));
+  float* prod = buffer(kProducts, kTile * position_stride(out_ch * k.columns()));
   core::SerialBlasScope serial;
   for (int64_t n0 = 0; n0 < batch; n0 += k.lanes) {
-    Chunking c = k;
-    c.lanes = std::min(k.lanes, batch - n0);
-    const int64_t cols = c.tiles * c.lanes;  // the GEMMs' n
+    const Chunking c = k.at(n0, batch);
+    const int64_t cols = c.columns();
     const int64_t v_stride = position_stride(in_ch * cols), prod_stride = position_stride(out_ch * cols);
     core::parallel_for(in_ch, [&](int64_t b, int64_t e) {
       const PlaneScratch s = plane_scratch(pixels, c.lanes);
@@ -306,7 +317,7 @@ bool winograd_applies(const ConvGeometry& g, int64_t out_channels) {
 
 void winograd_forward(const float* x, int64_t batch, const ConvGeometry& g, const float* w,
                       int64_t out_channels, const float* bias, float* y) {
-  float* u = buffer(0, kTile * position_stride(out_channels * g.channels));
+  float* u = buffer(kKernels, kTile * position_stride(out_channels * g.channels));
   winograd::transform_weights(w, out_channels, g.channels, false, u);
   winograd_conv(x, batch, g.channels, out_channels, g.height, g.width, u, bias, 0.0f, y);
 }
@@ -316,22 +327,21 @@ void winograd_backward(const float* x, const float* dy, int64_t batch, const Con
                        float beta_dw) {
   const int64_t c = g.channels, m = out_channels, pixels = g.height * g.width;
   if (dx) {  // the convolution of dY with the rotated kernels, in and out swapped
-    float* u = buffer(0, kTile * position_stride(m * c));
+    float* u = buffer(kKernels, kTile * position_stride(m * c));
     winograd::transform_weights(w, m, c, true, u);
     winograd_conv(dy, batch, m, c, g.height, g.width, u, nullptr, beta_dx, dx);
   }
   if (!dw) return;
   // dU_xi [m, c] = sum over tiles of (A dY A^T)_xi [m, tiles] . V_xi^T [tiles, c]
-  const Chunking k = chunking(g, batch, kTile * (c + m));
+  const Chunking k = chunking(g.height, g.width, batch, kTile * (c + m));
   const int64_t du_stride = position_stride(m * c);
-  float* du = buffer(0, kTile * du_stride);
-  float* vx = buffer(1, kTile * position_stride(c * k.tiles * k.lanes));
-  float* gy = buffer(2, kTile * position_stride(m * k.tiles * k.lanes));
+  float* du = buffer(kKernels, kTile * du_stride);
+  float* vx = buffer(kInput, kTile * position_stride(c * k.columns()));
+  float* gy = buffer(kProducts, kTile * position_stride(m * k.columns()));
   core::SerialBlasScope serial;
   for (int64_t n0 = 0; n0 < batch; n0 += k.lanes) {
-    Chunking ck = k;
-    ck.lanes = std::min(k.lanes, batch - n0);
-    const int64_t cols = ck.tiles * ck.lanes;
+    const Chunking ck = k.at(n0, batch);
+    const int64_t cols = ck.columns();
     const int64_t vx_stride = position_stride(c * cols), gy_stride = position_stride(m * cols);
     core::parallel_for(c + m, [&](int64_t b, int64_t e) {
       const PlaneScratch s = plane_scratch(pixels, ck.lanes);

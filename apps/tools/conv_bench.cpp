@@ -21,7 +21,6 @@
 #include "core/rng.h"
 #include "core/stopwatch.h"
 #include "layers/conv2d.h"
-#include "layers/winograd.h"
 
 using namespace deja;
 using core::Tensor;
@@ -119,14 +118,10 @@ void run(const Shape2d& s, int repeats, bool general) {
   const double product_ms = (st.forward_s + st.backward_s) / repeats * 1e3;
 
   const double gflop = 3.0 * 2.0 * rows * k * m * 1e-9;  // the im2col GEMMs' count (Winograd does fewer)
-  layers::ConvGeometry geometry;
-  geometry.channels = s.in, geometry.height = geometry.width = s.size;
-  geometry.kernel_h = geometry.kernel_w = s.kernel;
-  geometry.pad_h = geometry.pad_w = s.pad;
-  const bool winograd = layers::winograd_applies(geometry, s.out);
+  const std::string path = general ? "general" : "direct, " + conv.dense_algorithm(x.shape());
   const double t_layer = core::median(total), t_bare = core::median(bare);
   std::printf("%-14s (%s path) N=%lld %lld->%lld %lldx%lld pad %lld, %lldx%lld: GEMM rows %lld K %lld M %lld\n",
-              s.name, general ? "general" : (winograd ? "direct, Winograd" : "direct, im2col"), (long long)s.batch, (long long)s.in, (long long)s.out, (long long)s.kernel,
+              s.name, path.c_str(), (long long)s.batch, (long long)s.in, (long long)s.out, (long long)s.kernel,
               (long long)s.kernel, (long long)s.pad, (long long)s.size, (long long)s.size,
               (long long)rows, (long long)k, (long long)m);
   std::printf("  bare sgemm x3 : %8.2f ms  %6.1f GFLOP/s\n", t_bare * 1e3, gflop / t_bare);
