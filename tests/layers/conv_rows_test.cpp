@@ -16,6 +16,7 @@
 #include "layers/conv_rows.h"
 #include "layers/im2col.h"
 #include "reuse/reuse_product.h"
+#include "tests/layers/conv_geometry.h"
 #include "tests/layers/forwarding_product.h"
 
 using deja::core::Rng;
@@ -23,17 +24,9 @@ using deja::core::Tensor;
 using deja::layers::ConvGeometry;
 using deja::layers::ConvPatchGradSink;
 using deja::layers::ConvPatchRows;
+using deja::testing::conv_geometry;
 
 namespace {
-
-ConvGeometry geometry(int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t stride,
-                      int64_t pad) {
-  ConvGeometry g;
-  g.channels = c, g.height = h, g.width = w, g.kernel_h = kh, g.kernel_w = kw;
-  g.stride_h = g.stride_w = stride;
-  g.pad_h = g.pad_w = pad;
-  return g;
-}
 
 std::vector<float> random_values(int64_t n, uint64_t seed) {
   Rng rng(seed, 3);
@@ -43,10 +36,10 @@ std::vector<float> random_values(int64_t n, uint64_t seed) {
 }
 
 const ConvGeometry kGeometries[] = {
-    geometry(3, 7, 9, 3, 3, 1, 1),    // odd sizes
-    geometry(2, 9, 7, 3, 2, 2, 1),    // stride 2, non-square kernel
-    geometry(4, 16, 16, 5, 5, 1, 2),  // CifarNet conv2's shape, fewer channels
-    geometry(1, 6, 6, 5, 5, 1, 0),    // no padding
+    conv_geometry(3, 7, 9, 3, 3, 1, 1),    // odd sizes
+    conv_geometry(2, 9, 7, 3, 2, 2, 1),    // stride 2, non-square kernel
+    conv_geometry(4, 16, 16, 5, 5, 1, 2),  // CifarNet conv2's shape, fewer channels
+    conv_geometry(1, 6, 6, 5, 5, 1, 0),    // no padding
 };
 
 }  // namespace

@@ -4,30 +4,15 @@
 
 #include "core/rng.h"
 #include "layers/im2col.h"
+#include "tests/layers/conv_geometry.h"
 
 using deja::layers::col2im_add;
 using deja::layers::ConvGeometry;
 using deja::layers::im2col;
-
-namespace {
-ConvGeometry geometry(int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh,
-                      int64_t sw, int64_t ph, int64_t pw) {
-  ConvGeometry g;
-  g.channels = c;
-  g.height = h;
-  g.width = w;
-  g.kernel_h = kh;
-  g.kernel_w = kw;
-  g.stride_h = sh;
-  g.stride_w = sw;
-  g.pad_h = ph;
-  g.pad_w = pw;
-  return g;
-}
-}  // namespace
+using deja::testing::conv_geometry;
 
 TEST_CASE("im2col: geometry sizes") {
-  ConvGeometry g = geometry(3, 7, 6, 3, 2, 2, 1, 1, 0);
+  ConvGeometry g = conv_geometry(3, 7, 6, 3, 2, 2, 1, 1, 0);
   CHECK(g.out_h() == 4);  // (7 + 2 - 3) / 2 + 1
   CHECK(g.out_w() == 5);  // (6 - 2) / 1 + 1
   CHECK(g.patch_size() == 18);
@@ -37,7 +22,7 @@ TEST_CASE("im2col: hand-computed patches with padding, ordered (c, ky, kx)") {
   // Two 2x2 channels, 2x2 kernel, padding 1, stride 2: out 2x2.
   // channel 0: 1 2 / 3 4, channel 1: 5 6 / 7 8
   std::vector<float> image{1, 2, 3, 4, 5, 6, 7, 8};
-  ConvGeometry g = geometry(2, 2, 2, 2, 2, 2, 2, 1, 1);
+  ConvGeometry g = conv_geometry(2, 2, 2, 2, 2, 2, 2, 1, 1);
   REQUIRE(g.out_h() == 2);
   REQUIRE(g.out_w() == 2);
   std::vector<float> rows(4 * 8, -1.0f);
@@ -55,8 +40,8 @@ TEST_CASE("im2col: col2im_add is the adjoint of im2col") {
   // <col2im(y), x> == <y, im2col(x)> for random x, y, over several geometries
   // (interior fast path, borders, strides wider than the kernel).
   const std::vector<ConvGeometry> cases{
-      geometry(3, 7, 6, 3, 2, 2, 1, 1, 0), geometry(2, 9, 9, 5, 5, 1, 1, 2, 2),
-      geometry(1, 5, 8, 1, 1, 3, 3, 0, 0), geometry(4, 6, 5, 3, 3, 2, 2, 2, 1)};
+      conv_geometry(3, 7, 6, 3, 2, 2, 1, 1, 0), conv_geometry(2, 9, 9, 5, 5, 1, 1, 2, 2),
+      conv_geometry(1, 5, 8, 1, 1, 3, 3, 0, 0), conv_geometry(4, 6, 5, 3, 3, 2, 2, 2, 1)};
   deja::core::Rng rng(7);
   for (const ConvGeometry& g : cases) {
     const int64_t n_image = g.channels * g.height * g.width;
@@ -75,7 +60,7 @@ TEST_CASE("im2col: col2im_add is the adjoint of im2col") {
 }
 
 TEST_CASE("im2col: col2im_add accumulates into the image") {
-  ConvGeometry g = geometry(1, 3, 3, 2, 2, 1, 1, 0, 0);
+  ConvGeometry g = conv_geometry(1, 3, 3, 2, 2, 1, 1, 0, 0);
   std::vector<float> rows(4 * 4, 1.0f);
   std::vector<float> image(9, 10.0f);
   col2im_add(rows.data(), g, image.data());

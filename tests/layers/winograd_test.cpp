@@ -10,19 +10,15 @@
 #include "core/parallel.h"
 #include "core/rng.h"
 #include "layers/winograd.h"
+#include "tests/layers/conv_geometry.h"
 
 using deja::core::Rng;
 using deja::layers::ConvGeometry;
 
 namespace {
 
-ConvGeometry same_3x3(int64_t c, int64_t h, int64_t w) {
-  ConvGeometry g;
-  g.channels = c, g.height = h, g.width = w, g.kernel_h = 3, g.kernel_w = 3;
-  g.stride_h = g.stride_w = 1;
-  g.pad_h = g.pad_w = 1;
-  return g;
-}
+// A 3x3 / stride 1 / padding 1 convolution.
+ConvGeometry same_3x3(int64_t c, int64_t h, int64_t w) { return deja::testing::conv_geometry(c, h, w, 3, 3, 1, 1); }
 
 std::vector<float> random_values(int64_t n, uint64_t seed) {
   Rng rng(seed, 5);
