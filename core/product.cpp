@@ -26,10 +26,12 @@ void RowSource::fill_kmajor(int64_t r0, int64_t count, int64_t c0, int64_t c1, f
   transpose(rows.data(), count, c1 - c0, c1 - c0, out, ld);
 }
 
-void RowSink::add_kmajor(int64_t r0, int64_t count, int64_t k, const float* cols, int64_t ld) {
+void RowSink::add_kmajor(int64_t r0, int64_t count, int64_t c0, int64_t c1, const float* cols,
+                         int64_t ld) {
   thread_local std::vector<float> rows;
-  rows.resize(static_cast<size_t>(count * k));
-  transpose(cols, k, count, ld, rows.data(), k);
+  const int64_t k = this->cols();
+  rows.assign(static_cast<size_t>(count * k), 0.0f);
+  transpose(cols, c1 - c0, count, ld, rows.data() + c0, k);
   add(r0, count, rows.data(), k);
 }
 

@@ -51,12 +51,15 @@ class RowSink {
  public:
   virtual ~RowSink() = default;
   virtual int64_t granule() const = 0;
+  virtual int64_t cols() const = 0;
   // dX[r0 + i, :] += rows[i * ld + :] for i < count.
   virtual void add(int64_t r0, int64_t count, const float* rows, int64_t ld) = 0;
-  // The same from a column-major tile: dX[r0 + i, j] += cols[j * ld + i]
-  // (what a GEMM gives as W^T . dY^T without a transpose). The default
-  // transposes and calls add.
-  virtual void add_kmajor(int64_t r0, int64_t count, int64_t k, const float* cols, int64_t ld);
+  // A column-major tile of columns [c0, c1): dX[r0 + i, j] += cols[(j - c0) * ld + i]
+  // (what a GEMM gives as W^T . dY^T without a transpose; the reuse engine
+  // hands over one group of blocks at a time). The default transposes into
+  // zero-padded whole rows and calls add.
+  virtual void add_kmajor(int64_t r0, int64_t count, int64_t c0, int64_t c1, const float* cols,
+                          int64_t ld);
 };
 
 }  // namespace deja::core

@@ -35,8 +35,10 @@ class ConvPatchGradSink final : public core::RowSink {
  public:
   ConvPatchGradSink(float* image_grads, const ConvGeometry& g);
   int64_t granule() const override { return pixels_; }
+  int64_t cols() const override { return g_.patch_size(); }
   void add(int64_t r0, int64_t count, const float* rows, int64_t ld) override;
-  void add_kmajor(int64_t r0, int64_t count, int64_t k, const float* cols, int64_t ld) override;
+  void add_kmajor(int64_t r0, int64_t count, int64_t c0, int64_t c1, const float* cols,
+                  int64_t ld) override;
 
  private:
   float* grads_;

@@ -113,106 +113,139 @@ void col2im_add(const float* rows, const ConvGeometry& g, float* image) {
 namespace {
 
 // Padded-plane geometry of the K-major kernels: one channel at a time is
-// copied into a zero-bordered plane (borders written once per thread and
-// never touched again), so every (tap, output row) run is a branch-free copy
-// of out_w floats; for the common widths the run length is a compile-time
-// constant (one or two AVX-512 vectors).
-struct PaddedPlane {
+// copied into a zero-bordered plane, so every (tap, output row) run is a
+// branch-free copy of out_w floats; for the common widths the run length is
+// a compile-time constant (one or two AVX-512 vectors).
+struct PaddedGeometry {
   int64_t rows, cols;
-  explicit PaddedPlane(const ConvGeometry& g)
+  explicit PaddedGeometry(const ConvGeometry& g)
       : rows(std::max(g.height + 2 * g.pad_h, (g.out_h() - 1) * g.stride_h + g.kernel_h)),
         cols(std::max(g.width + 2 * g.pad_w, (g.out_w() - 1) * g.stride_w + g.kernel_w)) {}
-  int64_t size() const { return rows * cols; }
 };
 
-float* zeroed_plane(std::vector<float>& buf, int64_t size) {
-  if (static_cast<int64_t>(buf.size()) != size) buf.assign(static_cast<size_t>(size), 0.0f);
-  return buf.data();
+// A thread's padded plane (one for im2col, one for col2im). im2col's borders
+// are zeroed when the geometry changes and never written again (only the
+// image part is), so the check covers every field that moves the image
+// part: two layers with the same padded size but different padding must not
+// share stale borders. col2im zeroes what it touches before use.
+struct PlaneBuffer {
+  std::vector<float> data;
+  ConvGeometry geometry{};
+};
+
+float* padded_plane(PlaneBuffer& b, const ConvGeometry& g, const PaddedGeometry& pg) {
+  if (static_cast<int64_t>(b.data.size()) != pg.rows * pg.cols || b.geometry.height != g.height ||
+      b.geometry.width != g.width || b.geometry.pad_h != g.pad_h || b.geometry.pad_w != g.pad_w) {
+    b.data.assign(static_cast<size_t>(pg.rows * pg.cols), 0.0f);
+    b.geometry = g;
+  }
+  return b.data.data();
 }
 
-template <int64_t kOw>
+// Runs of n = kOw (or ow) output pixels at input stride kStride (0: s):
+// compile-time length and stride 1 make them one or two plain vector
+// copies (with the stride a run-time value GCC built one strided loop of
+// scalar inserts for both cases).
+template <int64_t kOw, int64_t kStride>
 inline void copy_run(const float* __restrict src, float* __restrict dst, int64_t ow, int64_t s) {
-  const int64_t n = kOw > 0 ? kOw : ow;
-  if (s == 1) {
-    for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
-  } else {
-    for (int64_t i = 0; i < n; ++i) dst[i] = src[i * s];
-  }
+  const int64_t n = kOw > 0 ? kOw : ow, stride = kStride > 0 ? kStride : s;
+  for (int64_t i = 0; i < n; ++i) dst[i] = src[i * stride];
 }
 
-template <int64_t kOw>
+template <int64_t kOw, int64_t kStride>
 inline void add_run(const float* __restrict src, float* __restrict dst, int64_t ow, int64_t s) {
-  const int64_t n = kOw > 0 ? kOw : ow;
-  if (s == 1) {
-    for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
-  } else {
-    for (int64_t i = 0; i < n; ++i) dst[i * s] += src[i];
-  }
+  const int64_t n = kOw > 0 ? kOw : ow, stride = kStride > 0 ? kStride : s;
+  for (int64_t i = 0; i < n; ++i) dst[i * stride] += src[i];
 }
 
-template <int64_t kOw>
-void im2col_kmajor_impl(const float* image, const ConvGeometry& g, float* cols, int64_t ld) {
-  thread_local std::vector<float> buf;
-  const PaddedPlane pp(g);
-  float* padded = zeroed_plane(buf, pp.size());
-  const int64_t oh = g.out_h(), ow = g.out_w(), kh = g.kernel_h, kw = g.kernel_w;
+inline void copy_floats(const float* __restrict src, float* __restrict dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+}
+
+inline void add_floats(const float* __restrict src, float* __restrict dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+}
+
+// Output rows [oy0, oy1), patch columns [c0, c1): only the input rows those
+// output rows read, padded rows [oy0 * sh, (oy1 - 1) * sh + kh), are copied.
+template <int64_t kOw, int64_t kStride>
+void im2col_kmajor_impl(const float* image, const ConvGeometry& g, int64_t oy0, int64_t oy1,
+                        int64_t c0, int64_t c1, float* cols, int64_t ld) {
+  thread_local PlaneBuffer buffer;
+  const PaddedGeometry pg(g);
+  float* padded = padded_plane(buffer, g, pg);
+  const int64_t ow = g.out_w(), kw = g.kernel_w, taps = g.kernel_h * kw;
   const int64_t plane = g.height * g.width, sh = g.stride_h, sw = g.stride_w;
-  for (int64_t c = 0; c < g.channels; ++c) {
+  const int64_t y0 = std::max(oy0 * sh, g.pad_h), y1 = std::min((oy1 - 1) * sh + g.kernel_h, g.pad_h + g.height);
+  for (int64_t c = c0 / taps; c * taps < c1; ++c) {
     const float* src_plane = image + c * plane;
-    for (int64_t y = 0; y < g.height; ++y)
-      std::memcpy(padded + (y + g.pad_h) * pp.cols + g.pad_w, src_plane + y * g.width, sizeof(float) * g.width);
-    for (int64_t ky = 0; ky < kh; ++ky)
-      for (int64_t kx = 0; kx < kw; ++kx) {
-        float* dst = cols + ((c * kh + ky) * kw + kx) * ld;
-        const float* src = padded + ky * pp.cols + kx;
-        for (int64_t oy = 0; oy < oh; ++oy) copy_run<kOw>(src + oy * sh * pp.cols, dst + oy * ow, ow, sw);
-      }
+    for (int64_t y = y0; y < y1; ++y)
+      copy_floats(src_plane + (y - g.pad_h) * g.width, padded + y * pg.cols + g.pad_w, g.width);
+    for (int64_t j = std::max(c0, c * taps); j < std::min(c1, (c + 1) * taps); ++j) {
+      const int64_t ky = (j - c * taps) / kw, kx = (j - c * taps) % kw;
+      float* dst = cols + (j - c0) * ld;
+      const float* src = padded + ky * pg.cols + kx;
+      for (int64_t oy = oy0; oy < oy1; ++oy)
+        copy_run<kOw, kStride>(src + oy * sh * pg.cols, dst + (oy - oy0) * ow, ow, sw);
+    }
   }
 }
 
-template <int64_t kOw>
-void col2im_kmajor_impl(const float* cols, int64_t ld, const ConvGeometry& g, float* image) {
-  thread_local std::vector<float> buf;
-  const PaddedPlane pp(g);
-  std::vector<float>& acc = buf;
-  if (static_cast<int64_t>(acc.size()) != pp.size()) acc.assign(static_cast<size_t>(pp.size()), 0.0f);
-  float* padded = acc.data();
-  const int64_t oh = g.out_h(), ow = g.out_w(), kh = g.kernel_h, kw = g.kernel_w;
+// The adjoint: per channel, the padded rows the output rows touch are
+// zeroed, the runs added, and those rows (without borders) added into the image.
+template <int64_t kOw, int64_t kStride>
+void col2im_kmajor_impl(const float* cols, int64_t ld, const ConvGeometry& g, int64_t oy0, int64_t oy1,
+                        int64_t c0, int64_t c1, float* image) {
+  thread_local PlaneBuffer buffer;
+  const PaddedGeometry pg(g);
+  float* padded = padded_plane(buffer, g, pg);
+  const int64_t ow = g.out_w(), kw = g.kernel_w, taps = g.kernel_h * kw;
   const int64_t plane = g.height * g.width, sh = g.stride_h, sw = g.stride_w;
-  for (int64_t c = 0; c < g.channels; ++c) {
-    std::fill(padded, padded + pp.size(), 0.0f);
-    for (int64_t ky = 0; ky < kh; ++ky)
-      for (int64_t kx = 0; kx < kw; ++kx) {
-        const float* src = cols + ((c * kh + ky) * kw + kx) * ld;
-        float* dst = padded + ky * pp.cols + kx;
-        for (int64_t oy = 0; oy < oh; ++oy) add_run<kOw>(src + oy * ow, dst + oy * sh * pp.cols, ow, sw);
-      }
-    float* dst_plane = image + c * plane;
-    for (int64_t y = 0; y < g.height; ++y) {
-      const float* __restrict from = padded + (y + g.pad_h) * pp.cols + g.pad_w;
-      float* __restrict to = dst_plane + y * g.width;
-      for (int64_t x = 0; x < g.width; ++x) to[x] += from[x];
+  const int64_t y0 = oy0 * sh, y1 = (oy1 - 1) * sh + g.kernel_h;  // padded rows touched
+  for (int64_t c = c0 / taps; c * taps < c1; ++c) {
+    std::fill(padded + y0 * pg.cols, padded + y1 * pg.cols, 0.0f);
+    for (int64_t j = std::max(c0, c * taps); j < std::min(c1, (c + 1) * taps); ++j) {
+      const int64_t ky = (j - c * taps) / kw, kx = (j - c * taps) % kw;
+      const float* src = cols + (j - c0) * ld;
+      float* dst = padded + ky * pg.cols + kx;
+      for (int64_t oy = oy0; oy < oy1; ++oy)
+        add_run<kOw, kStride>(src + (oy - oy0) * ow, dst + oy * sh * pg.cols, ow, sw);
     }
+    float* dst_plane = image + c * plane;
+    for (int64_t y = std::max(y0, g.pad_h); y < std::min(y1, g.pad_h + g.height); ++y)
+      add_floats(padded + y * pg.cols + g.pad_w, dst_plane + (y - g.pad_h) * g.width, g.width);
   }
 }
 
 }  // namespace
 
 void im2col_kmajor(const float* image, const ConvGeometry& g, float* cols, int64_t ld) {
-  switch (g.out_w()) {
-    case 8: return im2col_kmajor_impl<8>(image, g, cols, ld);
-    case 16: return im2col_kmajor_impl<16>(image, g, cols, ld);
-    case 32: return im2col_kmajor_impl<32>(image, g, cols, ld);
-    default: return im2col_kmajor_impl<0>(image, g, cols, ld);
-  }
+  im2col_kmajor(image, g, 0, g.out_h(), 0, g.patch_size(), cols, ld);
 }
 
 void col2im_kmajor_add(const float* cols, int64_t ld, const ConvGeometry& g, float* image) {
+  col2im_kmajor_add(cols, ld, g, 0, g.out_h(), 0, g.patch_size(), image);
+}
+
+void im2col_kmajor(const float* image, const ConvGeometry& g, int64_t oy0, int64_t oy1, int64_t c0,
+                   int64_t c1, float* cols, int64_t ld) {
+  if (g.stride_w != 1) return im2col_kmajor_impl<0, 0>(image, g, oy0, oy1, c0, c1, cols, ld);
   switch (g.out_w()) {
-    case 8: return col2im_kmajor_impl<8>(cols, ld, g, image);
-    case 16: return col2im_kmajor_impl<16>(cols, ld, g, image);
-    case 32: return col2im_kmajor_impl<32>(cols, ld, g, image);
-    default: return col2im_kmajor_impl<0>(cols, ld, g, image);
+    case 8: return im2col_kmajor_impl<8, 1>(image, g, oy0, oy1, c0, c1, cols, ld);
+    case 16: return im2col_kmajor_impl<16, 1>(image, g, oy0, oy1, c0, c1, cols, ld);
+    case 32: return im2col_kmajor_impl<32, 1>(image, g, oy0, oy1, c0, c1, cols, ld);
+    default: return im2col_kmajor_impl<0, 1>(image, g, oy0, oy1, c0, c1, cols, ld);
+  }
+}
+
+void col2im_kmajor_add(const float* cols, int64_t ld, const ConvGeometry& g, int64_t oy0, int64_t oy1,
+                       int64_t c0, int64_t c1, float* image) {
+  if (g.stride_w != 1) return col2im_kmajor_impl<0, 0>(cols, ld, g, oy0, oy1, c0, c1, image);
+  switch (g.out_w()) {
+    case 8: return col2im_kmajor_impl<8, 1>(cols, ld, g, oy0, oy1, c0, c1, image);
+    case 16: return col2im_kmajor_impl<16, 1>(cols, ld, g, oy0, oy1, c0, c1, image);
+    case 32: return col2im_kmajor_impl<32, 1>(cols, ld, g, oy0, oy1, c0, c1, image);
+    default: return col2im_kmajor_impl<0, 1>(cols, ld, g, oy0, oy1, c0, c1, image);
   }
 }
 

@@ -39,4 +39,12 @@ void im2col_kmajor(const float* image_chw, const ConvGeometry& g, float* cols, i
 // image_chw += the adjoint of im2col_kmajor of `cols` (same layout).
 void col2im_kmajor_add(const float* cols, int64_t ld, const ConvGeometry& g, float* image_chw);
 
+// The same for output rows [oy0, oy1) and patch columns [c0, c1) only (a
+// tile of conv2d's patch rows for the reuse engine): column j's run of
+// output pixel (oy, ox) at cols[(j - c0) * ld + (oy - oy0) * out_w + ox].
+void im2col_kmajor(const float* image_chw, const ConvGeometry& g, int64_t oy0, int64_t oy1,
+                   int64_t c0, int64_t c1, float* cols, int64_t ld);
+void col2im_kmajor_add(const float* cols, int64_t ld, const ConvGeometry& g, int64_t oy0,
+                       int64_t oy1, int64_t c0, int64_t c1, float* image_chw);
+
 }  // namespace deja::layers

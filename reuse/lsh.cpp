@@ -369,8 +369,15 @@ void Hasher::prepare(const core::RowSource& x, bool freeze) {
         for (int64_t s = 0; s < blocks_; ++s) {
           const float* v = base + i * k_ + s * l_;
           const int64_t len = block_width(s);
+          // 16 float partial sums (one vector register): a serial double
+          // sum made this 2 ms of CifarNet conv2's 45 ms reuse step.
+          float part[16] = {};
+          int64_t q = 0;
+          for (; q + 16 <= len; q += 16)
+            for (int u = 0; u < 16; ++u) part[u] += v[q + u] * v[q + u];
+          for (int u = 0; q < len; ++q, ++u) part[u] += v[q] * v[q];
           double ss = 0.0;
-          for (int64_t q = 0; q < len; ++q) ss += double(v[q]) * v[q];
+          for (float p : part) ss += p;
           if (ss > 0.0) {
             sums[j * blocks_ + s] += ss;
             ++counts[j * blocks_ + s];

@@ -9,8 +9,8 @@
 // blocks (streaming stores when it may), from the per-cluster input
 // gradients of every block (total clusters x L floats).
 // Over a RowSource/RowSink (conv2d) X is read tile by tile while clustering
-// and dX leaves 64 rows at a time (exact mode: 128-row column-major GEMM
-// tiles), so neither exists whole in memory. Work buffers persist across calls.
+// and dX leaves one image's rows x ~64 columns at a time (exact mode: 128-row
+// column-major GEMM tiles), so neither exists whole in memory. Work buffers persist across calls.
 // Limits: each pass costs ~1-10 ns per (row, block) pair, so reuse pays only
 // when r_c is small and L large enough (perf-notes.md, "Reuse engine").
 #include "reuse/reuse_product.h"
@@ -24,6 +24,7 @@
 #include "core/parallel.h"
 #include "core/serial_blas.h"
 #include "core/stopwatch.h"
+#include "core/transpose.h"
 #include "reuse/clustering.h"
 #include "reuse/lsh.h"
 
@@ -134,10 +135,11 @@ inline void scatter_add_row(const float* d, int64_t m, const int32_t* assign, in
 #endif
 }
 
-// dX row slice of blocks [g0, g1): dst[s*l, s*l + len_s) = src_s[0, len_s)
-// (+ beta * dst when beta != 0; dst is never read when beta == 0). src_s is
-// block s's per-cluster row (stride l) of the row's cluster. With beta == 0,
-// dst_row[0, writable) may be scribbled on before being overwritten.
+// dX row slice of blocks [g0, g1), dst_row at block g0's first column:
+// dst[(s-g0)*l, (s-g0)*l + len_s) = src_s[0, len_s) (+ beta * dst when beta != 0;
+// dst is never read when beta == 0). src_s is block s's per-cluster row
+// (stride l) of the row's cluster. With beta == 0, dst_row[0, writable) may
+// be scribbled on before being overwritten.
 inline void gather_copy_row(float* dst_row, int64_t k, int64_t l, const int32_t* assign, int64_t n,
                             int64_t g0, int64_t g1, const float* const* rows, float beta,
                             int64_t writable) {
@@ -145,10 +147,10 @@ inline void gather_copy_row(float* dst_row, int64_t k, int64_t l, const int32_t*
   for (int64_t s = g0; s < g1; ++s) {
     const int64_t len = std::min(l, k - s * l);
     const float* src = rows[s] + static_cast<int64_t>(assign[s * n]) * l;
-    float* dst = dst_row + s * l;
+    float* dst = dst_row + (s - g0) * l;
     for (int64_t j = 0; j < len; j += 16) {
       const __mmask16 km = lane_mask(len - j);
-      if (beta == 0.0f && s * l + j + 16 <= writable) {
+      if (beta == 0.0f && (s - g0) * l + j + 16 <= writable) {
         // A full 16-float store (masked stores are slow on some cores): the
         // lanes past this block belong to later blocks of the same row (or
         // to the caller's slack), which are written after this one.
@@ -166,7 +168,7 @@ inline void gather_copy_row(float* dst_row, int64_t k, int64_t l, const int32_t*
   for (int64_t s = g0; s < g1; ++s) {
     const int64_t len = std::min(l, k - s * l);
     const float* src = rows[s] + static_cast<int64_t>(assign[s * n]) * l;
-    float* dst = dst_row + s * l;
+    float* dst = dst_row + (s - g0) * l;
     if (beta == 0.0f) {
       for (int64_t j = 0; j < len; ++j) dst[j] = src[j];
     } else {
@@ -198,7 +200,8 @@ void write_dx_rows(float* dx, int64_t r0, int64_t r1, int64_t k, int64_t l, cons
     gather_copy_row(dx + i * k, k, l, assign + i, n, 0, blocks, rows, beta, k);
 }
 
-constexpr int64_t kSinkRows = 64;  // dX rows per hand-over to a RowSink: 64 x K floats stay in L2
+constexpr int64_t kSinkRows = 256;  // cluster dX: rows per hand-over to a RowSink (one CifarNet conv2 image)
+constexpr int64_t kSinkColumns = 64;  // cluster dX: columns per hand-over (whole blocks, at least one)
 constexpr int64_t kExactSinkRows = 128;  // exact dX: rows per GEMM (a wider GEMM, 128 x K floats)
 constexpr int64_t kGroupFloats = int64_t{1} << 17;  // 512 KB of per-cluster products per group: fits L2
 
@@ -362,7 +365,7 @@ void ReuseProduct::backward_impl(core::ProductSaved& saved_base, const core::Ten
         count = std::min({kExactSinkRows, n - r, granule - r % granule});
         core::gemm(core::Trans::Yes, core::Trans::Yes, k, count, m, 1.0f, w.data(), k,
                    dy.data() + r * m, m, 0.0f, cols.data(), count);
-        sink->add_kmajor(r, count, k, cols.data(), count);
+        sink->add_kmajor(r, count, 0, k, cols.data(), count);
       }
     });
     stats_.gemm_s += g.seconds();
@@ -451,15 +454,26 @@ void ReuseProduct::backward_impl(core::ProductSaved& saved_base, const core::Ten
         write_dx_rows(dx, r0, r1, k, l, c.assign.data(), n, c.blocks, rows.data(), dx_beta);
       }, 64);
     } else {
+      // A tile of rows x one group of blocks (~kSinkColumns columns) at a
+      // time: gathered row-major, transposed, added column-major (col2im per
+      // channel). Both tiles stay in L1/L2; whole-row tiles (64 x K, 400 KB
+      // at CifarNet conv2 plus its transpose) took ~20% longer.
       const int64_t granule = std::max<int64_t>(1, sink->granule());
+      const int64_t group = std::max<int64_t>(1, kSinkColumns / l);
       core::parallel_for((n + granule - 1) / granule, [&](int64_t u0, int64_t u1) {
-        std::vector<float> tile(static_cast<size_t>(kSinkRows * k + 16));
+        std::vector<float> tile(static_cast<size_t>(kSinkRows * group * l + 16));
+        std::vector<float> tile_t(static_cast<size_t>(kSinkRows * group * l));
         for (int64_t r = u0 * granule, count = 0; r < std::min(n, u1 * granule); r += count) {
           count = std::min({kSinkRows, n - r, granule - r % granule});
-          for (int64_t i = 0; i < count; ++i)
-            gather_copy_row(tile.data() + i * k, k, l, c.assign.data() + r + i, n, 0, c.blocks,
-                            rows.data(), 0.0f, (count - i) * k + 16);
-          sink->add(r, count, tile.data(), k);
+          for (int64_t g0 = 0; g0 < c.blocks; g0 += group) {
+            const int64_t g1 = std::min(c.blocks, g0 + group);
+            const int64_t c0 = g0 * l, c1 = std::min(k, g1 * l), width = c1 - c0;
+            for (int64_t i = 0; i < count; ++i)
+              gather_copy_row(tile.data() + i * width, k, l, c.assign.data() + r + i, n, g0, g1,
+                              rows.data(), 0.0f, (count - i) * width + 16);
+            core::transpose(tile.data(), count, width, width, tile_t.data(), count);
+            sink->add_kmajor(r, count, c0, c1, tile_t.data(), count);
+          }
         }
       });
     }

@@ -55,7 +55,9 @@ TEST_CASE("ConvPatchRows: every tile equals the patch matrix by definition") {
     CHECK(k == g.patch_size());
     // Tiles that start mid-image, span image boundaries, and cover column ranges
     // that cut through channels and kernel rows.
-    const int64_t ranges[][4] = {{0, n, 0, k}, {5, n - 9, 3, k - 2}, {n - 1, 1, 0, 1}, {1, n / 2, k / 2, k}};
+    const int64_t ow = g.out_w();
+    const int64_t ranges[][4] = {{0, n, 0, k}, {5, n - 9, 3, k - 2}, {n - 1, 1, 0, 1}, {1, n / 2, k / 2, k},
+                                 {ow, 2 * ow, 3, k - 2}};  // whole output rows, columns cutting channels
     for (const auto& r : ranges) {
       const int64_t r0 = r[0], count = r[1], c0 = r[2], c1 = r[3], ld = c1 - c0 + 3;
       std::vector<float> tile(static_cast<size_t>(count * ld), -99.0f);
@@ -82,28 +84,34 @@ TEST_CASE("ConvPatchGradSink: tiles added in any split equal col2im of whole ima
       deja::layers::col2im_add(rows.data() + n * pixels * k, g, expected.data() + n * image);
     // Splits that cut output rows (the general loop) and whole pairs of
     // output rows (the padded-plane loop), into a gradient that already holds 0.5.
-    // Both as rows and as column-major tiles (add_kmajor).
-    for (const bool kmajor : {false, true})
+    // Both as rows and as column-major tiles (add_kmajor) of all columns,
+    // of whole channels, and of 7 columns (ranges that cut a channel).
+    const int64_t taps = g.kernel_h * g.kernel_w;
+    for (const int64_t column_split : {int64_t{0}, k, taps, int64_t{7}})  // 0: rows
       for (const int64_t split : {int64_t{7}, 2 * g.out_w()}) {
         std::vector<float> got(static_cast<size_t>(batch * image), 0.5f);
         ConvPatchGradSink sink(got.data(), g);
         CHECK(sink.granule() == pixels);
+        CHECK(sink.cols() == k);
         for (int64_t n = 0; n < batch; ++n)
           for (int64_t p = 0; p < pixels; p += split) {
             const int64_t count = std::min<int64_t>(split, pixels - p), r = n * pixels + p;
-            if (!kmajor) {
+            if (column_split == 0) {
               sink.add(r, count, rows.data() + r * k, k);
               continue;
             }
-            std::vector<float> cols(static_cast<size_t>(k * (count + 2)));
-            for (int64_t i = 0; i < count; ++i)
-              for (int64_t j = 0; j < k; ++j) cols[j * (count + 2) + i] = rows[(r + i) * k + j];
-            sink.add_kmajor(r, count, k, cols.data(), count + 2);
+            for (int64_t c0 = 0; c0 < k; c0 += column_split) {
+              const int64_t c1 = std::min(k, c0 + column_split);
+              std::vector<float> cols(static_cast<size_t>((c1 - c0) * (count + 2)));
+              for (int64_t i = 0; i < count; ++i)
+                for (int64_t j = c0; j < c1; ++j) cols[(j - c0) * (count + 2) + i] = rows[(r + i) * k + j];
+              sink.add_kmajor(r, count, c0, c1, cols.data(), count + 2);
+            }
           }
         int bad = 0;
         for (size_t i = 0; i < got.size(); ++i) bad += std::fabs(got[i] - expected[i]) > 1e-5f * (1 + std::fabs(expected[i]));
         CAPTURE(split);
-        CAPTURE(kmajor);
+        CAPTURE(column_split);
         CHECK(bad == 0);
       }
   }

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <vector>
 
 #include "core/rng.h"
@@ -66,4 +67,45 @@ TEST_CASE("im2col: col2im_add accumulates into the image") {
   col2im_add(rows.data(), g, image.data());
   // How many 2x2 windows cover each pixel of a 3x3 image, plus the 10 already there.
   CHECK(image == std::vector<float>{11, 12, 11, 12, 14, 12, 11, 12, 11});
+}
+
+TEST_CASE("im2col: K-major patches equal im2col's rows transposed, also after a same-size geometry") {
+  // A and B have the same output width (16) and padded plane (20 x 20) but
+  // different padding: the K-major kernels keep a zero-bordered plane per
+  // thread, and B's image part covers A's border cells, so a size-only check
+  // would read stale borders when A runs again.
+  const ConvGeometry a = conv_geometry(2, 16, 16, 5, 5, 1, 1, 2, 2);
+  const ConvGeometry b = conv_geometry(2, 18, 18, 5, 5, 1, 1, 1, 1);
+  deja::core::Rng rng(11);
+  for (const ConvGeometry& g : {a, b, a}) {
+    const int64_t p = g.out_h() * g.out_w(), k = g.patch_size();
+    std::vector<float> x(static_cast<size_t>(g.channels * g.height * g.width));
+    for (float& v : x) v = rng.normal();
+    std::vector<float> rows(static_cast<size_t>(p * k)), cols(static_cast<size_t>(p * k));
+    im2col(x.data(), g, rows.data());
+    deja::layers::im2col_kmajor(x.data(), g, cols.data(), p);
+    int bad = 0;
+    for (int64_t i = 0; i < p; ++i)
+      for (int64_t j = 0; j < k; ++j) bad += cols[j * p + i] != rows[i * k + j];
+    CAPTURE(g.height);
+    CHECK(bad == 0);
+    // A tile of output rows [1, 3) and columns [3, k - 2) (cutting channels).
+    const int64_t oy0 = 1, oy1 = 3, c0 = 3, c1 = k - 2, ow = g.out_w(), ld = (oy1 - oy0) * ow + 1;
+    std::vector<float> tile(static_cast<size_t>((c1 - c0) * ld), -99.0f);
+    deja::layers::im2col_kmajor(x.data(), g, oy0, oy1, c0, c1, tile.data(), ld);
+    bad = 0;
+    for (int64_t j = c0; j < c1; ++j)
+      for (int64_t q = 0; q < (oy1 - oy0) * ow; ++q) bad += tile[(j - c0) * ld + q] != rows[(oy0 * ow + q) * k + j];
+    CHECK(bad == 0);
+    // col2im_kmajor_add of the same tile equals col2im_add of its rows.
+    std::vector<float> full_rows(static_cast<size_t>(p * k), 0.0f);
+    for (int64_t j = c0; j < c1; ++j)
+      for (int64_t q = 0; q < (oy1 - oy0) * ow; ++q) full_rows[(oy0 * ow + q) * k + j] = tile[(j - c0) * ld + q];
+    std::vector<float> expected(x.size(), 0.25f), got(x.size(), 0.25f);
+    col2im_add(full_rows.data(), g, expected.data());
+    deja::layers::col2im_kmajor_add(tile.data(), ld, g, oy0, oy1, c0, c1, got.data());
+    bad = 0;
+    for (size_t i = 0; i < got.size(); ++i) bad += std::abs(got[i] - expected[i]) > 1e-5f;
+    CHECK(bad == 0);
+  }
 }
