@@ -10,6 +10,11 @@ namespace deja::core {
 
 void transpose(const float* src, int64_t rows, int64_t cols, int64_t lds, float* dst, int64_t ldd);
 
+// dst[j * ldd + i] = rows[i][j] for i < count, j < cols: the same with
+// scattered source rows (the reuse engine's per-cluster input gradients,
+// read straight into a K-major tile, no row-major copy in between).
+void transpose_rows(const float* const* rows, int64_t count, int64_t cols, float* dst, int64_t ldd);
+
 // The plain loop, the reference the fast one is tested against.
 void transpose_plain(const float* src, int64_t rows, int64_t cols, int64_t lds, float* dst,
                      int64_t ldd);

@@ -135,11 +135,10 @@ inline void scatter_add_row(const float* d, int64_t m, const int32_t* assign, in
 #endif
 }
 
-// dX row slice of blocks [g0, g1), dst_row at block g0's first column:
-// dst[(s-g0)*l, (s-g0)*l + len_s) = src_s[0, len_s) (+ beta * dst when beta != 0;
-// dst is never read when beta == 0). src_s is block s's per-cluster row
-// (stride l) of the row's cluster. With beta == 0, dst_row[0, writable) may
-// be scribbled on before being overwritten.
+// dX row slice of blocks [g0, g1): dst[s*l, s*l + len_s) = src_s[0, len_s)
+// (+ beta * dst when beta != 0; dst is never read when beta == 0). src_s is
+// block s's per-cluster row (stride l) of the row's cluster. With beta == 0,
+// dst_row[0, writable) may be scribbled on before being overwritten.
 inline void gather_copy_row(float* dst_row, int64_t k, int64_t l, const int32_t* assign, int64_t n,
                             int64_t g0, int64_t g1, const float* const* rows, float beta,
                             int64_t writable) {
@@ -147,10 +146,10 @@ inline void gather_copy_row(float* dst_row, int64_t k, int64_t l, const int32_t*
   for (int64_t s = g0; s < g1; ++s) {
     const int64_t len = std::min(l, k - s * l);
     const float* src = rows[s] + static_cast<int64_t>(assign[s * n]) * l;
-    float* dst = dst_row + (s - g0) * l;
+    float* dst = dst_row + s * l;
     for (int64_t j = 0; j < len; j += 16) {
       const __mmask16 km = lane_mask(len - j);
-      if (beta == 0.0f && (s - g0) * l + j + 16 <= writable) {
+      if (beta == 0.0f && s * l + j + 16 <= writable) {
         // A full 16-float store (masked stores are slow on some cores): the
         // lanes past this block belong to later blocks of the same row (or
         // to the caller's slack), which are written after this one.
@@ -168,7 +167,7 @@ inline void gather_copy_row(float* dst_row, int64_t k, int64_t l, const int32_t*
   for (int64_t s = g0; s < g1; ++s) {
     const int64_t len = std::min(l, k - s * l);
     const float* src = rows[s] + static_cast<int64_t>(assign[s * n]) * l;
-    float* dst = dst_row + (s - g0) * l;
+    float* dst = dst_row + s * l;
     if (beta == 0.0f) {
       for (int64_t j = 0; j < len; ++j) dst[j] = src[j];
     } else {
@@ -455,23 +454,27 @@ void ReuseProduct::backward_impl(core::ProductSaved& saved_base, const core::Ten
       }, 64);
     } else {
       // A tile of rows x one group of blocks (~kSinkColumns columns) at a
-      // time: gathered row-major, transposed, added column-major (col2im per
-      // channel). Both tiles stay in L1/L2; whole-row tiles (64 x K, 400 KB
-      // at CifarNet conv2 plus its transpose) took ~20% longer.
+      // time, read from the per-cluster rows straight into K-major order
+      // (register transposes through row pointers) and added column-major
+      // (col2im per channel) while in L1/L2. Whole-row tiles (64 x K, 400 KB
+      // at CifarNet conv2) took ~20% longer, and a row-major copy before the
+      // transpose ~25% longer again.
       const int64_t granule = std::max<int64_t>(1, sink->granule());
       const int64_t group = std::max<int64_t>(1, kSinkColumns / l);
       core::parallel_for((n + granule - 1) / granule, [&](int64_t u0, int64_t u1) {
-        std::vector<float> tile(static_cast<size_t>(kSinkRows * group * l + 16));
         std::vector<float> tile_t(static_cast<size_t>(kSinkRows * group * l));
+        std::vector<const float*> sources(static_cast<size_t>(kSinkRows));
         for (int64_t r = u0 * granule, count = 0; r < std::min(n, u1 * granule); r += count) {
           count = std::min({kSinkRows, n - r, granule - r % granule});
           for (int64_t g0 = 0; g0 < c.blocks; g0 += group) {
             const int64_t g1 = std::min(c.blocks, g0 + group);
-            const int64_t c0 = g0 * l, c1 = std::min(k, g1 * l), width = c1 - c0;
-            for (int64_t i = 0; i < count; ++i)
-              gather_copy_row(tile.data() + i * width, k, l, c.assign.data() + r + i, n, g0, g1,
-                              rows.data(), 0.0f, (count - i) * width + 16);
-            core::transpose(tile.data(), count, width, width, tile_t.data(), count);
+            const int64_t c0 = g0 * l, c1 = std::min(k, g1 * l);
+            for (int64_t s = g0; s < g1; ++s) {
+              const int32_t* ids = c.assign.data() + s * n + r;
+              for (int64_t i = 0; i < count; ++i) sources[i] = rows[s] + static_cast<int64_t>(ids[i]) * l;
+              core::transpose_rows(sources.data(), count, std::min(l, k - s * l),
+                                   tile_t.data() + (s * l - c0) * count, count);
+            }
             sink->add_kmajor(r, count, c0, c1, tile_t.data(), count);
           }
         }

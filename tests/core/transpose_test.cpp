@@ -9,7 +9,7 @@ using deja::core::transpose;
 using deja::core::transpose_plain;
 
 TEST_CASE("transpose matches the plain loop for full blocks, edges and strides") {
-  const int64_t shapes[][2] = {{16, 16}, {1, 1}, {17, 33}, {64, 50}, {50, 64}, {3, 40}, {40, 3}, {256, 25}};
+  const int64_t shapes[][2] = {{16, 16}, {1, 1}, {17, 33}, {64, 50}, {50, 64}, {3, 40}, {40, 3}, {256, 25}, {300, 20}};  // 300: more than one slab of row pointers
   for (const auto& s : shapes) {
     const int64_t rows = s[0], cols = s[1], lds = cols + 3, ldd = rows + 5;
     std::vector<float> src(static_cast<size_t>(rows * lds));
@@ -21,5 +21,27 @@ TEST_CASE("transpose matches the plain loop for full blocks, edges and strides")
     CAPTURE(cols);
     CHECK(fast == plain);
     if (cols > 1) CHECK(plain[1 * ldd + 0] == src[1]);  // dst[j][i] = src[i][j], j = 1, i = 0
+  }
+}
+
+TEST_CASE("transpose_rows reads scattered rows, repeated rows included") {
+  // 8 distinct source rows of 50 floats, picked in a scrambled order with
+  // repeats (as cluster ids pick per-cluster rows), 37 and 48 rows (full
+  // 16-row slabs, a tail, and the 2 columns past the last full block).
+  std::vector<float> table(8 * 50);
+  for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<float>(i) * 0.25f + 1.0f;
+  for (const int64_t count : {int64_t{37}, int64_t{48}}) {
+    std::vector<const float*> rows(static_cast<size_t>(count));
+    std::vector<float> gathered(static_cast<size_t>(count * 50));
+    for (int64_t i = 0; i < count; ++i) {
+      rows[i] = table.data() + ((i * 5 + 3) % 8) * 50;
+      for (int64_t j = 0; j < 50; ++j) gathered[i * 50 + j] = rows[i][j];
+    }
+    const int64_t ldd = count + 2;
+    std::vector<float> fast(static_cast<size_t>(50 * ldd), -1.0f), plain(fast);
+    deja::core::transpose_rows(rows.data(), count, 50, fast.data(), ldd);
+    transpose_plain(gathered.data(), count, 50, 50, plain.data(), ldd);
+    CAPTURE(count);
+    CHECK(fast == plain);
   }
 }
