@@ -1,8 +1,9 @@
 // The three hash families of lsh.h. The hot loop computes a sub-vector's H
 // projections with the padded width HP (8, 16 or 32) fixed at compile time, so
 // the inner loop is one or two vector FMAs per element of x. With AVX-512,
-// qproj hashes 16 rows at once instead (one row per lane, see run16): the
-// default family is the one on the hot path.
+// qproj hashes 16 rows at once instead (one row per lane, two 16-row slabs
+// per pass where it can, see run16): the default family is the one on the
+// hot path.
 #include "reuse/lsh.h"
 
 #include <bit>
@@ -207,6 +208,58 @@ class QprojHasher final : public Hasher {
     return _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
   }
 
+  // Two 16-row slabs with one pass over x's columns: each broadcast R entry
+  // feeds two FMAs (the 16-row loop was bound by its 8 broadcast loads per
+  // column). Same arithmetic per lane as project16<8>, so the same keys.
+  template <bool KMajor>
+  static void project32(const float* x, __m512i idx, int64_t ldx, int64_t len, const float* r,
+                        int64_t hp, __m512 out0[8], __m512 out1[8], __m512i* bits0, __m512i* bits1) {
+    __m512 a0[8], a1[8];
+    for (int q = 0; q < 8; ++q) a0[q] = a1[q] = _mm512_setzero_ps();
+    __m512i or0 = _mm512_setzero_si512(), or1 = or0;
+    const float* x1 = KMajor ? x + 16 : x + 16 * ldx;
+    for (int64_t j = 0; j < len; ++j) {
+      const __m512 xj0 = KMajor ? _mm512_loadu_ps(x + j * ldx) : _mm512_i32gather_ps(idx, x + j, 4);
+      const __m512 xj1 = KMajor ? _mm512_loadu_ps(x1 + j * ldx) : _mm512_i32gather_ps(idx, x1 + j, 4);
+      or0 = _mm512_or_si512(or0, _mm512_castps_si512(xj0));
+      or1 = _mm512_or_si512(or1, _mm512_castps_si512(xj1));
+      const float* rj = r + j * hp;
+      for (int q = 0; q < 8; ++q) {
+        const __m512 rq = _mm512_set1_ps(rj[q]);
+        a0[q] = _mm512_fmadd_ps(xj0, rq, a0[q]);
+        a1[q] = _mm512_fmadd_ps(xj1, rq, a1[q]);
+      }
+    }
+    for (int q = 0; q < 8; ++q) {
+      out0[q] = a0[q];
+      out1[q] = a1[q];
+    }
+    *bits0 = or0;
+    *bits1 = or1;
+  }
+
+  // keys[0, n) of 16 rows from their two linear hashes (z1, z2) and the OR
+  // of their elements' bits (all-zero rows get kZeroKey). Full 8-key halves
+  // are plain stores (masked stores are slow on AMD's AVX-512 cores).
+  static void store_keys16(__m512i z1, __m512i z2, __m512i bits, __mmask16 rows_mask, uint64_t* keys) {
+    const __m512i golden = _mm512_set1_epi64(static_cast<long long>(0x9e3779b97f4a7c15ULL));
+    const __mmask16 nonzero = _mm512_test_epi32_mask(bits, _mm512_set1_epi32(0x7fffffff));
+    for (int half = 0; half < 2; ++half) {
+      const __m256i a = half ? _mm512_extracti64x4_epi64(z1, 1) : _mm512_castsi512_si256(z1);
+      const __m256i b = half ? _mm512_extracti64x4_epi64(z2, 1) : _mm512_castsi512_si256(z2);
+      __m512i key = _mm512_or_si512(_mm512_slli_epi64(_mm512_cvtepu32_epi64(a), 32),
+                                    _mm512_cvtepu32_epi64(b));
+      key = finalise8(_mm512_add_epi64(key, golden));
+      const __mmask8 is_zero_key = _mm512_cmpeq_epi64_mask(key, _mm512_setzero_si512());
+      key = _mm512_mask_mov_epi64(key, is_zero_key, _mm512_set1_epi64(1));
+      const auto nz = static_cast<__mmask8>(nonzero >> (8 * half));
+      key = _mm512_maskz_mov_epi64(nz, key);  // all-zero sub-vectors: kZeroKey
+      const auto store = static_cast<__mmask8>(rows_mask >> (8 * half));
+      if (store == 0xff) _mm512_storeu_si512(keys + 8 * half, key);
+      else if (store) _mm512_mask_storeu_epi64(keys + 8 * half, store, key);
+    }
+  }
+
   template <bool KMajor>
   void run16(const float* x, int64_t rows, int64_t ldx, int64_t block, uint64_t* keys) const {
     const int64_t len = block_width(block);
@@ -214,11 +267,22 @@ class QprojHasher final : public Hasher {
     const __m512i idx = _mm512_mullo_epi32(
         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
         _mm512_set1_epi32(static_cast<int>(ldx)));
-    const __m512i golden = _mm512_set1_epi64(static_cast<long long>(0x9e3779b97f4a7c15ULL));
-    for (int64_t i = 0; i < rows; i += 16) {
+    for (int64_t i = 0; i < rows;) {
+      const float* xi = KMajor ? x + i : x + i * ldx;
+      if (hp_ == 8 && rows - i >= 32) {
+        __m512 p0[8], p1[8];
+        __m512i bits0, bits1;
+        project32<KMajor>(xi, idx, ldx, len, r_.data(), hp_, p0, p1, &bits0, &bits1);
+        for (int slab = 0; slab < 2; ++slab) {
+          __m512i z1 = _mm512_setzero_si512(), z2 = _mm512_setzero_si512();
+          quantise16<8>(slab ? p1 : p0, 0, inv_w, z1, z2);
+          store_keys16(z1, z2, slab ? bits1 : bits0, 0xffff, keys + i + 16 * slab);
+        }
+        i += 32;
+        continue;
+      }
       const int64_t n = std::min<int64_t>(16, rows - i);
       const __mmask16 rows_mask = static_cast<__mmask16>((1u << n) - 1u);
-      const float* xi = KMajor ? x + i : x + i * ldx;
       __m512i z1 = _mm512_setzero_si512(), z2 = _mm512_setzero_si512(), bits = _mm512_setzero_si512();
       __m512 p[16];
       if (hp_ == 8) {
@@ -230,20 +294,8 @@ class QprojHasher final : public Hasher {
           quantise16<16>(p, h0, inv_w, z1, z2);
         }
       }
-      const __mmask16 nonzero = _mm512_test_epi32_mask(bits, _mm512_set1_epi32(0x7fffffff));
-      for (int half = 0; half < 2; ++half) {
-        const __m256i a = half ? _mm512_extracti64x4_epi64(z1, 1) : _mm512_castsi512_si256(z1);
-        const __m256i b = half ? _mm512_extracti64x4_epi64(z2, 1) : _mm512_castsi512_si256(z2);
-        __m512i key = _mm512_or_si512(_mm512_slli_epi64(_mm512_cvtepu32_epi64(a), 32),
-                                      _mm512_cvtepu32_epi64(b));
-        key = finalise8(_mm512_add_epi64(key, golden));
-        const __mmask8 is_zero_key = _mm512_cmpeq_epi64_mask(key, _mm512_setzero_si512());
-        key = _mm512_mask_mov_epi64(key, is_zero_key, _mm512_set1_epi64(1));
-        const auto nz = static_cast<__mmask8>(nonzero >> (8 * half));
-        key = _mm512_maskz_mov_epi64(nz, key);  // all-zero sub-vectors: kZeroKey
-        const auto store = static_cast<__mmask8>(rows_mask >> (8 * half));
-        if (store) _mm512_mask_storeu_epi64(keys + i + 8 * half, store, key);
-      }
+      store_keys16(z1, z2, bits, rows_mask, keys + i);
+      i += 16;
     }
   }
 #pragma GCC diagnostic pop

@@ -192,3 +192,29 @@ TEST_CASE("qproj width follows the data scale") {
   b->prepare(x.data(), n, k, true);
   CHECK(b->bucket_width(1) == doctest::Approx(10.0 * a->bucket_width(1)).epsilon(1e-4));
 }
+
+TEST_CASE("qproj keys do not depend on how many rows one call hashes, nor on the layout") {
+  // 75 rows: the fast path takes two 16-row slabs per pass (64 rows) and
+  // single slabs for the rest; 16-row calls never use the two-slab pass.
+  // The K-major entry (a column-major copy, ld 80) must give the same keys.
+  const int64_t n = 75, k = 30;
+  Tensor x = redundant_rows(n, k, 10, 5);
+  for (int64_t h : {int64_t{8}, int64_t{12}}) {
+    CAPTURE(h);
+    auto hasher = reuse::make_hasher(settings("qproj", 10, h), k);
+    hasher->prepare(x.data(), n, k, false);
+    std::vector<float> xt(static_cast<size_t>(k * 80));
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < k; ++j) xt[j * 80 + i] = x[i * k + j];
+    for (int64_t block = 0; block < 3; ++block) {
+      std::vector<uint64_t> whole(n), pieces(n), kmajor(n);
+      hasher->hash_block(x.data() + block * 10, n, k, block, whole.data());
+      for (int64_t i = 0; i < n; i += 16)
+        hasher->hash_block(x.data() + i * k + block * 10, std::min<int64_t>(16, n - i), k, block, pieces.data() + i);
+      hasher->hash_block_kmajor(xt.data() + block * 10 * 80, n, 80, block, kmajor.data());
+      CHECK(whole == pieces);
+      CHECK(whole == kmajor);
+      CHECK(std::set<uint64_t>(whole.begin(), whole.end()).size() > 3);
+    }
+  }
+}
