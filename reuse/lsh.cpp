@@ -244,7 +244,7 @@ class QprojHasher final : public Hasher {
   static void store_keys16(__m512i z1, __m512i z2, __m512i bits, __mmask16 rows_mask, uint64_t* keys) {
     const __m512i golden = _mm512_set1_epi64(static_cast<long long>(0x9e3779b97f4a7c15ULL));
     const __mmask16 nonzero = _mm512_test_epi32_mask(bits, _mm512_set1_epi32(0x7fffffff));
-    for (int half = 0; half < 2; ++half) {
+    for (int64_t half = 0; half < 2; ++half) {
       const __m256i a = half ? _mm512_extracti64x4_epi64(z1, 1) : _mm512_castsi512_si256(z1);
       const __m256i b = half ? _mm512_extracti64x4_epi64(z2, 1) : _mm512_castsi512_si256(z2);
       __m512i key = _mm512_or_si512(_mm512_slli_epi64(_mm512_cvtepu32_epi64(a), 32),
@@ -273,7 +273,7 @@ class QprojHasher final : public Hasher {
         __m512 p0[8], p1[8];
         __m512i bits0, bits1;
         project32<KMajor>(xi, idx, ldx, len, r_.data(), hp_, p0, p1, &bits0, &bits1);
-        for (int slab = 0; slab < 2; ++slab) {
+        for (int64_t slab = 0; slab < 2; ++slab) {
           __m512i z1 = _mm512_setzero_si512(), z2 = _mm512_setzero_si512();
           quantise16<8>(slab ? p1 : p0, 0, inv_w, z1, z2);
           store_keys16(z1, z2, slab ? bits1 : bits0, 0xffff, keys + i + 16 * slab);
