@@ -407,34 +407,26 @@ void Hasher::prepare(const core::RowSource& x, bool freeze) {
   const int64_t runs = std::min<int64_t>(kRuns, (rows + kRunRows - 1) / kRunRows);
   std::vector<double> sums(static_cast<size_t>(runs * blocks_), 0.0);
   std::vector<int64_t> counts(static_cast<size_t>(runs * blocks_), 0);
+  // Each run is taken column-major (conv2d makes that directly; a matrix
+  // in memory is copied and transposed), so a column is one load of the
+  // run's rows and each row's squared norm a lane of one vector: same
+  // arithmetic order for either source, no per-row reductions.
   core::parallel_for(runs, [&](int64_t j0, int64_t j1) {
-    std::vector<float> tile;
+    std::vector<float> tile(static_cast<size_t>(kRunRows * k_));
     for (int64_t j = j0; j < j1; ++j) {
       const int64_t r0 = j * rows / runs / kRunRows * kRunRows, count = std::min(kRunRows, rows - r0);
-      const float* base = x.data() ? x.data() + r0 * k_ : nullptr;
-      if (!base) {
-        tile.resize(static_cast<size_t>(count * k_));
-        x.fill(r0, count, 0, k_, tile.data(), k_);
-        base = tile.data();
-      }
-      for (int64_t i = 0; i < count; ++i)
-        for (int64_t s = 0; s < blocks_; ++s) {
-          const float* v = base + i * k_ + s * l_;
-          const int64_t len = block_width(s);
-          // 16 float partial sums (one vector register): a serial double
-          // sum made this 2 ms of CifarNet conv2's 45 ms reuse step.
-          float part[16] = {};
-          int64_t q = 0;
-          for (; q + 16 <= len; q += 16)
-            for (int u = 0; u < 16; ++u) part[u] += v[q + u] * v[q + u];
-          for (int u = 0; q < len; ++q, ++u) part[u] += v[q] * v[q];
-          double ss = 0.0;
-          for (float p : part) ss += p;
-          if (ss > 0.0) {
-            sums[j * blocks_ + s] += ss;
+      x.fill_kmajor(r0, count, 0, k_, tile.data(), kRunRows);
+      for (int64_t s = 0; s < blocks_; ++s) {
+        float norm2[kRunRows] = {};
+        const float* column = tile.data() + s * l_ * kRunRows;
+        for (int64_t q = 0; q < block_width(s); ++q, column += kRunRows)
+          for (int64_t i = 0; i < kRunRows; ++i) norm2[i] += column[i] * column[i];
+        for (int64_t i = 0; i < count; ++i)
+          if (norm2[i] > 0.0f) {
+            sums[j * blocks_ + s] += norm2[i];
             ++counts[j * blocks_ + s];
           }
-        }
+      }
     }
   });
   width_.assign(static_cast<size_t>(blocks_), static_cast<float>(relative_width_));
