@@ -2,7 +2,7 @@
 // projections with the padded width HP (8, 16 or 32) fixed at compile time, so
 // the inner loop is one or two vector FMAs per element of x. With AVX-512,
 // qproj hashes 16 rows at once instead (one row per lane, two 16-row slabs
-// per pass where it can, see run16): the default family is the one on the
+// per pass where it can, see project_slabs): the default family is the one on the
 // hot path.
 #include "reuse/lsh.h"
 
@@ -161,30 +161,42 @@ class QprojHasher final : public Hasher {
 // GCC 12 flags the intrinsics' deliberately undefined pass-through operands.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-  // 16 rows per step, one row per lane: x's column j of the 16 rows is
+  // 16 rows per slab, one row per lane: x's column j of a slab's 16 rows is
   // gathered into one register, and every projection is 16-lane FMAs with a
   // broadcast R entry, so quantisation and the two linear key hashes are
   // vertical too (no horizontal sums, no per-element broadcasts of x). The
   // integer arithmetic is the scalar path's, so keys are identical whenever
-  // the projections round the same way. Tail rows are masked lanes.
-  // KMajor: the 16 rows' column j is one contiguous load at x + j * ldx
-  // (the tile a RowSource made column-major), the same values as the gather.
-  template <int HB, bool KMajor>
-  static void project16(const float* x, __m512i idx, int64_t ldx, __mmask16 rows_mask, int64_t len,
-                        const float* r, int64_t hp, int64_t h0, __m512 out[HB],
-                        __m512i* bits) {
-    __m512 acc[HB];
-    for (int q = 0; q < HB; ++q) acc[q] = _mm512_setzero_ps();
-    __m512i orbits = _mm512_setzero_si512();
+  // the projections round the same way. The last slab's tail rows are masked
+  // lanes. With two slabs per pass each broadcast R entry feeds two FMAs
+  // (one slab was bound by its broadcast loads); a lane's arithmetic does
+  // not depend on the slab count, so neither do the keys.
+  // KMajor: a slab's column j is one contiguous load at x + j * ldx (the
+  // tile a RowSource made column-major), the same values as the gather.
+  // out[s * HB + q]: projection h0 + q of slab s; bits[s]: OR of slab s's x.
+  template <int HB, int Slabs, bool KMajor>
+  static void project_slabs(const float* x, __m512i idx, int64_t ldx, __mmask16 last_mask, int64_t len,
+                      const float* r, int64_t hp, int64_t h0, __m512* out, __m512i* bits) {
+    __m512 acc[Slabs * HB];
+    for (int q = 0; q < Slabs * HB; ++q) acc[q] = _mm512_setzero_ps();
+    __m512i orbits[Slabs];
+    for (int s = 0; s < Slabs; ++s) orbits[s] = _mm512_setzero_si512();
     for (int64_t j = 0; j < len; ++j) {
-      const __m512 xj = KMajor ? _mm512_maskz_loadu_ps(rows_mask, x + j * ldx)
-                               : _mm512_mask_i32gather_ps(_mm512_setzero_ps(), rows_mask, idx, x + j, 4);
-      orbits = _mm512_or_si512(orbits, _mm512_castps_si512(xj));
+      __m512 xj[Slabs];
+      for (int s = 0; s < Slabs; ++s) {
+        const __mmask16 mask = s == Slabs - 1 ? last_mask : static_cast<__mmask16>(0xffff);
+        const float* xs = KMajor ? x + 16 * s : x + 16 * s * ldx;
+        xj[s] = KMajor ? _mm512_maskz_loadu_ps(mask, xs + j * ldx)
+                       : _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, idx, xs + j, 4);
+        orbits[s] = _mm512_or_si512(orbits[s], _mm512_castps_si512(xj[s]));
+      }
       const float* rj = r + j * hp + h0;
-      for (int q = 0; q < HB; ++q) acc[q] = _mm512_fmadd_ps(xj, _mm512_set1_ps(rj[q]), acc[q]);
+      for (int q = 0; q < HB; ++q) {
+        const __m512 rq = _mm512_set1_ps(rj[q]);
+        for (int s = 0; s < Slabs; ++s) acc[s * HB + q] = _mm512_fmadd_ps(xj[s], rq, acc[s * HB + q]);
+      }
     }
-    for (int q = 0; q < HB; ++q) out[q] = acc[q];
-    *bits = orbits;
+    for (int q = 0; q < Slabs * HB; ++q) out[q] = acc[q];
+    for (int s = 0; s < Slabs; ++s) bits[s] = orbits[s];
   }
 
   template <int HB>
@@ -206,36 +218,6 @@ class QprojHasher final : public Hasher {
     z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)),
                            _mm512_set1_epi64(static_cast<long long>(0x94d049bb133111ebULL)));
     return _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
-  }
-
-  // Two 16-row slabs with one pass over x's columns: each broadcast R entry
-  // feeds two FMAs (the 16-row loop was bound by its 8 broadcast loads per
-  // column). Same arithmetic per lane as project16<8>, so the same keys.
-  template <bool KMajor>
-  static void project32(const float* x, __m512i idx, int64_t ldx, int64_t len, const float* r,
-                        int64_t hp, __m512 out0[8], __m512 out1[8], __m512i* bits0, __m512i* bits1) {
-    __m512 a0[8], a1[8];
-    for (int q = 0; q < 8; ++q) a0[q] = a1[q] = _mm512_setzero_ps();
-    __m512i or0 = _mm512_setzero_si512(), or1 = or0;
-    const float* x1 = KMajor ? x + 16 : x + 16 * ldx;
-    for (int64_t j = 0; j < len; ++j) {
-      const __m512 xj0 = KMajor ? _mm512_loadu_ps(x + j * ldx) : _mm512_i32gather_ps(idx, x + j, 4);
-      const __m512 xj1 = KMajor ? _mm512_loadu_ps(x1 + j * ldx) : _mm512_i32gather_ps(idx, x1 + j, 4);
-      or0 = _mm512_or_si512(or0, _mm512_castps_si512(xj0));
-      or1 = _mm512_or_si512(or1, _mm512_castps_si512(xj1));
-      const float* rj = r + j * hp;
-      for (int q = 0; q < 8; ++q) {
-        const __m512 rq = _mm512_set1_ps(rj[q]);
-        a0[q] = _mm512_fmadd_ps(xj0, rq, a0[q]);
-        a1[q] = _mm512_fmadd_ps(xj1, rq, a1[q]);
-      }
-    }
-    for (int q = 0; q < 8; ++q) {
-      out0[q] = a0[q];
-      out1[q] = a1[q];
-    }
-    *bits0 = or0;
-    *bits1 = or1;
   }
 
   // keys[0, n) of 16 rows from their two linear hashes (z1, z2) and the OR
@@ -270,13 +252,13 @@ class QprojHasher final : public Hasher {
     for (int64_t i = 0; i < rows;) {
       const float* xi = KMajor ? x + i : x + i * ldx;
       if (hp_ == 8 && rows - i >= 32) {
-        __m512 p0[8], p1[8];
-        __m512i bits0, bits1;
-        project32<KMajor>(xi, idx, ldx, len, r_.data(), hp_, p0, p1, &bits0, &bits1);
+        __m512 p[16];
+        __m512i bits[2];
+        project_slabs<8, 2, KMajor>(xi, idx, ldx, 0xffff, len, r_.data(), hp_, 0, p, bits);
         for (int64_t slab = 0; slab < 2; ++slab) {
           __m512i z1 = _mm512_setzero_si512(), z2 = _mm512_setzero_si512();
-          quantise16<8>(slab ? p1 : p0, 0, inv_w, z1, z2);
-          store_keys16(z1, z2, slab ? bits1 : bits0, 0xffff, keys + i + 16 * slab);
+          quantise16<8>(p + 8 * slab, 0, inv_w, z1, z2);
+          store_keys16(z1, z2, bits[slab], 0xffff, keys + i + 16 * slab);
         }
         i += 32;
         continue;
@@ -286,11 +268,11 @@ class QprojHasher final : public Hasher {
       __m512i z1 = _mm512_setzero_si512(), z2 = _mm512_setzero_si512(), bits = _mm512_setzero_si512();
       __m512 p[16];
       if (hp_ == 8) {
-        project16<8, KMajor>(xi, idx, ldx, rows_mask, len, r_.data(), hp_, 0, p, &bits);
+        project_slabs<8, 1, KMajor>(xi, idx, ldx, rows_mask, len, r_.data(), hp_, 0, p, &bits);
         quantise16<8>(p, 0, inv_w, z1, z2);
       } else {
         for (int64_t h0 = 0; h0 < hp_ && h0 < h_; h0 += 16) {
-          project16<16, KMajor>(xi, idx, ldx, rows_mask, len, r_.data(), hp_, h0, p, &bits);
+          project_slabs<16, 1, KMajor>(xi, idx, ldx, rows_mask, len, r_.data(), hp_, h0, p, &bits);
           quantise16<16>(p, h0, inv_w, z1, z2);
         }
       }

@@ -9,8 +9,9 @@
 // blocks (streaming stores when it may), from the per-cluster input
 // gradients of every block (total clusters x L floats).
 // Over a RowSource/RowSink (conv2d) X is read tile by tile while clustering
-// and dX leaves one image's rows x ~64 columns at a time (exact mode: 128-row
-// column-major GEMM tiles), so neither exists whole in memory. Work buffers persist across calls.
+// and dX leaves one image's rows x ~64 columns at a time (exact mode:
+// 128-row column-major GEMM tiles), so neither exists whole in memory. Work
+// buffers persist across calls.
 // Limits: each pass costs ~1-10 ns per (row, block) pair, so reuse pays only
 // when r_c is small and L large enough (perf-notes.md, "Reuse engine").
 #include "reuse/reuse_product.h"
