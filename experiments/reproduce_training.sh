@@ -6,11 +6,15 @@
 # DIR/results.md and DIR/<net>/loss_accuracy.png (loss and test accuracy
 # against wall time, dense vs reuse).
 # Usage: experiments/reproduce_training.sh [network ...] [--out DIR] [--epochs N]
-#          [--subset N] [--threads N] [--quick] [--configs DIR] [--summarize-only]
+#          [--subset N] [--threads N] [--set KEY=VALUE ...] [--set-reuse KEY=VALUE ...]
+#          [--quick] [--configs DIR] [--summarize-only]
 #   networks: cifarnet alexnet vgg19 (default: all three), vgg19_bn, smoke (CI, seconds)
 #   --epochs N      override the configs' epochs (both runs)
 #   --subset N      train on the first N training images (--set data.subset=N)
 #   --threads N     override the configs' threads (both runs)
+#   --set KEY=VALUE override any config field in both runs (repeatable), e.g.
+#                   --set lr_schedule='{"type":"multistep","milestones":[3]}'
+#   --set-reuse KEY=VALUE  the same for the reuse run only (its reuse_schedule)
 #   --quick         2 epochs and a 4096-image subset (smoke: 2 epochs, no subset)
 #   --configs DIR   read <net>.json and <net>_adr.json from DIR (default configs)
 #   --summarize-only  re-make the CSV, table and plots from existing runs in DIR
@@ -22,7 +26,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-out=runs/reproduce_training configs=configs epochs="" subset="" threads="" quick=0 summarize_only=0 nets=()
+out=runs/reproduce_training configs=configs epochs="" subset="" threads="" quick=0 summarize_only=0 nets=() sets=() reuse_sets=()
 while (($#)); do
   case $1 in
     --out) out=$2; shift 2 ;;
@@ -30,9 +34,11 @@ while (($#)); do
     --configs) configs=$2; shift 2 ;;
     --subset) subset=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
+    --set) sets+=(--set "$2"); shift 2 ;;
+    --set-reuse) reuse_sets+=(--set "$2"); shift 2 ;;
     --quick) quick=1; shift ;;
     --summarize-only) summarize_only=1; shift ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     -*) echo "reproduce_training: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) nets+=("$1"); shift ;;
   esac
@@ -84,6 +90,8 @@ if ((!summarize_only)); then
       [[ -n $net_epochs ]] && args+=(--epochs "$net_epochs")
       [[ -n $net_subset ]] && args+=(--set "data.subset=$net_subset")
       [[ -n $threads ]] && args+=(--set "threads=$threads")
+      args+=("${sets[@]}")
+      [[ $mode == reuse ]] && args+=("${reuse_sets[@]}")
       rm -rf "${out:?}/$net/$mode"  # a fresh run, never a resume of an old one
       mkdir -p "$out/$net/$mode"
       echo "== $net $mode: $train ${args[*]}"
