@@ -1,9 +1,5 @@
 #include "layers/lrn.h"
 
-// sqrt sets errno on negative input unless told otherwise, and that scalar
-// check keeps GCC from vectorising the s^-beta loops (s >= k > 0 here anyway).
-#pragma GCC optimize("no-math-errno")
-
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -56,27 +52,22 @@ struct Window {
   int64_t lo, hi;  // window(c) = [c - lo, c + hi]
 };
 
-// One (image, pixel strip): acc holds sum of a^2 over the window of channel c
-// and slides by one channel per step (add the entering channel, drop the one
-// leaving), so the cost does not grow with `size`.
-template <PowMode kMode>
-void lrn_forward_strip(const float* __restrict a, float* __restrict y, float* __restrict scale, int64_t channels,
-                       int64_t stride, int64_t w, Window win, float k, float coef, float beta,
-                       float* __restrict acc) {
+// Slides the window sum of a^2 over the channels of one (image, pixel strip):
+// visit(c, acc) sees acc[i] = sum of a^2 over window(c) at pixel i (the
+// visitors copy what they capture into locals so their stores cannot alias it). One add and one subtract per channel step, so the cost
+// does not grow with `size`. Forward and backward both walk it (the backward
+// recomputes s from the input instead of reading a saved copy: the strip is in
+// cache, a saved scale tensor is one more activation-sized stream each way).
+template <class Visit>
+inline void slide_window_sums(const float* __restrict a, int64_t channels, int64_t stride, int64_t w, Window win,
+                              float* __restrict acc, Visit&& visit) {
   std::fill(acc, acc + w, 0.0f);
   for (int64_t c = 0; c <= std::min(win.hi, channels - 1); ++c) {
     const float* ac = a + c * stride;
     for (int64_t i = 0; i < w; ++i) acc[i] += ac[i] * ac[i];
   }
   for (int64_t c = 0; c < channels; ++c) {
-    const float* ac = a + c * stride;
-    float* yc = y + c * stride;
-    float* sc = scale + c * stride;
-    for (int64_t i = 0; i < w; ++i) {
-      const float s = k + coef * acc[i];
-      sc[i] = s;
-      yc[i] = ac[i] * neg_pow<kMode>(s, beta);
-    }
+    visit(c, static_cast<const float*>(acc));
     const int64_t enter = c + 1 + win.hi, leave = c - win.lo;
     if (enter < channels && leave >= 0) {
       const float* ae = a + enter * stride;
@@ -92,27 +83,39 @@ void lrn_forward_strip(const float* __restrict a, float* __restrict y, float* __
   }
 }
 
+template <PowMode kMode>
+void lrn_forward_strip(const float* __restrict a, float* __restrict y, int64_t channels, int64_t stride, int64_t w,
+                       Window win, float k, float coef, float beta, float* __restrict acc) {
+  slide_window_sums(a, channels, stride, w, win, acc, [=](int64_t c, const float* __restrict sums) {
+    const float* __restrict ac = a + c * stride;
+    float* __restrict yc = y + c * stride;
+    const float kk = k, cf = coef, b = beta;
+    for (int64_t i = 0; i < w; ++i) yc[i] = ac[i] * neg_pow<kMode>(kk + cf * sums[i], b);
+  });
+}
+
 // dx_j = g_j s_j^-beta - (2 alpha beta / size) a_j * sum_{c : j in window(c)} t_c,
 // t_c = g_c a_c s_c^(-beta-1). j in window(c) iff c in [j - hi, j + lo] (the
-// mirrored window), summed with the same sliding trick. Pass 1 stores t and
-// s^-beta per channel (scratch), pass 2 slides and writes dx.
+// mirrored window), summed with the same sliding trick. Pass 1 recomputes s
+// with the forward's slide and stores t and s^-beta per channel (scratch),
+// pass 2 slides over t and writes dx.
 template <PowMode kMode>
-void lrn_backward_strip(const float* __restrict a, const float* __restrict scale, const float* __restrict g,
-                        float* __restrict dx, bool accumulate, int64_t channels, int64_t stride, int64_t w,
-                        Window win, float beta, float coef2, float* __restrict t, float* __restrict pw,
-                        float* __restrict acc) {
-  for (int64_t c = 0; c < channels; ++c) {
-    const float* ac = a + c * stride;
-    const float* sc = scale + c * stride;
-    const float* gc = g + c * stride;
-    float* tc = t + c * w;
-    float* pc = pw + c * w;
+void lrn_backward_strip(const float* __restrict a, const float* __restrict g, float* __restrict dx, bool accumulate,
+                        int64_t channels, int64_t stride, int64_t w, Window win, float k, float coef, float beta,
+                        float coef2, float* __restrict t, float* __restrict pw, float* __restrict acc) {
+  slide_window_sums(a, channels, stride, w, win, acc, [=](int64_t c, const float* __restrict sums) {
+    const float* __restrict ac = a + c * stride;
+    const float* __restrict gc = g + c * stride;
+    float* __restrict tc = t + c * w;
+    float* __restrict pc = pw + c * w;
+    const float kk = k, cf = coef, b = beta;
     for (int64_t i = 0; i < w; ++i) {
-      const float p = neg_pow<kMode>(sc[i], beta);
+      const float s = kk + cf * sums[i];
+      const float p = neg_pow<kMode>(s, b);
       pc[i] = p;
-      tc[i] = gc[i] * ac[i] * p / sc[i];
+      tc[i] = gc[i] * ac[i] * p / s;
     }
-  }
+  });
   std::fill(acc, acc + w, 0.0f);
   for (int64_t c = 0; c <= std::min(win.lo, channels - 1); ++c) {
     const float* tc = t + c * w;
@@ -156,7 +159,7 @@ Layout layout_of(const Tensor& x) {
 
 class LrnNode final : public core::Node {
  public:
-  LrnNode(Tensor x, Tensor scale, LrnOptions opt) : x_(std::move(x)), scale_(std::move(scale)), opt_(opt) {}
+  LrnNode(Tensor x, LrnOptions opt) : x_(std::move(x)), opt_(opt) {}
   const char* op_name() const override { return "lrn"; }
   void backward(const Tensor& grad_output) override {
     float beta_acc = 0.0f;
@@ -164,12 +167,12 @@ class LrnNode final : public core::Node {
     const bool accumulate = beta_acc != 0.0f;
     const Layout l = layout_of(x_);
     const Window win{opt_.size / 2, (opt_.size - 1) / 2};
-    const float beta = static_cast<float>(opt_.beta);
+    const float k = static_cast<float>(opt_.k), beta = static_cast<float>(opt_.beta);
+    const float coef = static_cast<float>(opt_.alpha / static_cast<double>(opt_.size));
     const float coef2 = static_cast<float>(2.0 * opt_.alpha * opt_.beta / static_cast<double>(opt_.size));
     const int64_t strips = l.strips(), sw = std::min(kStrip, l.pixels);
     auto scratch = std::vector<std::vector<float>>(core::num_threads(), std::vector<float>((2 * l.c + 1) * sw));
     const float* a = x_.data();
-    const float* s = scale_.data();
     const float* g = grad_output.data();
     dispatch(pow_mode(opt_.beta), [&]<PowMode kMode>() {
       core::parallel_for_indexed(l.n * strips, [&](int th, int64_t b, int64_t e) {
@@ -177,19 +180,16 @@ class LrnNode final : public core::Node {
         for (int64_t u = b; u < e; ++u) {
           const int64_t img = u / strips, p0 = (u % strips) * kStrip;
           const int64_t w = std::min(kStrip, l.pixels - p0), off = img * l.c * l.pixels + p0;
-          lrn_backward_strip<kMode>(a + off, s + off, g + off, dx + off, accumulate, l.c, l.pixels, w, win,
+          lrn_backward_strip<kMode>(a + off, g + off, dx + off, accumulate, l.c, l.pixels, w, win, k, coef,
                                     beta, coef2, t, t + l.c * w, t + 2 * l.c * w);
         }
       });
     });
   }
-  void release() override {
-    x_ = Tensor();
-    scale_ = Tensor();
-  }
+  void release() override { x_ = Tensor(); }
 
  private:
-  Tensor x_, scale_;  // the input (alive anyway) and s = k + alpha/size * window sum
+  Tensor x_;  // the input (alive anyway: the previous layer's output)
   LrnOptions opt_;
 };
 
@@ -209,7 +209,6 @@ Tensor local_response_norm(const Tensor& x, const LrnOptions& opt) {
                                 core::shape_to_string(x.shape()));
   const Layout l = layout_of(x);
   Tensor y = Tensor::empty(x.shape());
-  Tensor scale = Tensor::empty(x.shape());
   const Window win{opt.size / 2, (opt.size - 1) / 2};
   const float k = static_cast<float>(opt.k), beta = static_cast<float>(opt.beta);
   const float coef = static_cast<float>(opt.alpha / static_cast<double>(opt.size));
@@ -217,19 +216,17 @@ Tensor local_response_norm(const Tensor& x, const LrnOptions& opt) {
   auto acc = std::vector<std::vector<float>>(core::num_threads(), std::vector<float>(sw));
   const float* a = x.data();
   float* out = y.data();
-  float* sc = scale.data();
   dispatch(pow_mode(opt.beta), [&]<PowMode kMode>() {
     core::parallel_for_indexed(l.n * strips, [&](int th, int64_t b, int64_t e) {
       for (int64_t u = b; u < e; ++u) {
         const int64_t img = u / strips, p0 = (u % strips) * kStrip;
         const int64_t w = std::min(kStrip, l.pixels - p0), off = img * l.c * l.pixels + p0;
-        lrn_forward_strip<kMode>(a + off, out + off, sc + off, l.c, l.pixels, w, win, k, coef, beta,
-                                 acc[th].data());
+        lrn_forward_strip<kMode>(a + off, out + off, l.c, l.pixels, w, win, k, coef, beta, acc[th].data());
       }
     });
   });
   if (core::needs_grad({&x}))
-    core::attach(y, std::make_shared<LrnNode>(x.detached(), std::move(scale), opt), {&x});
+    core::attach(y, std::make_shared<LrnNode>(x.detached(), opt), {&x});
   return y;
 }
 
