@@ -4,6 +4,9 @@
 
 #include <stdexcept>
 
+#include "layers/pool2d.h"
+#include "layers/relu.h"
+
 namespace deja::layers {
 
 Module& Sequential::add(std::string name, std::unique_ptr<Module> m) {
@@ -28,9 +31,29 @@ const std::string& Sequential::name_at(int64_t i) const {
   return children()[static_cast<size_t>(i)].first;
 }
 
+// A ReLU followed by a max pool runs as pool then ReLU: max commutes with the
+// monotone relu, so the output is the same, and the gradient reaches the same
+// input element (the window's first maximum; where that maximum is <= 0 both
+// orders pass no gradient). ReLU then touches the pooled tensor only, a
+// quarter of the elements at stride 2 (CifarNet's relu1: 33 MB -> 8 MB, both
+// directions).
+namespace {
+bool relu_then_max_pool(const Module& a, const Module& b) {
+  return dynamic_cast<const ReLU*>(&a) != nullptr && dynamic_cast<const MaxPool2d*>(&b) != nullptr;
+}
+}  // namespace
+
 Tensor Sequential::forward(const Tensor& x) {
   Tensor h = x;
-  for (const auto& [name, child] : children()) h = child->forward(h);
+  const auto& kids = children();
+  for (size_t i = 0; i < kids.size(); ++i) {
+    if (i + 1 < kids.size() && relu_then_max_pool(*kids[i].second, *kids[i + 1].second)) {
+      h = kids[i].second->forward(kids[i + 1].second->forward(h));
+      ++i;
+      continue;
+    }
+    h = kids[i].second->forward(h);
+  }
   return h;
 }
 

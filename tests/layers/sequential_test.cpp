@@ -3,10 +3,14 @@
 #include <memory>
 #include <stdexcept>
 
+#include "core/autograd.h"
+#include "core/parameters.h"
 #include "core/rng.h"
 #include "layers/conv2d.h"
 #include "layers/flatten.h"
 #include "layers/linear.h"
+#include "layers/pool2d.h"
+#include "layers/relu.h"
 #include "layers/sequential.h"
 #include "tests/gradcheck.h"
 
@@ -98,4 +102,36 @@ TEST_CASE("sequential: gradients through conv, flatten and linear") {
   auto params = net->named_parameters();
   params.push_back({"x", &x});
   deja::testing::check_gradients([&] { return net->forward(x); }, params);
+}
+
+TEST_CASE("sequential: relu then max pool runs pooled first with the same output and input gradient") {
+  // Small integers in [-3, 2]: many tied maxima, windows whose maximum is
+  // zero or negative, and padding (kernel 3, stride 2, pad 1, ceil_mode).
+  Pool2dOptions pool;
+  pool.kernel = 3;
+  pool.stride = 2;
+  pool.padding = 1;
+  pool.ceil_mode = true;
+  Sequential net;
+  net.add("relu", std::make_unique<ReLU>());
+  net.add("pool", std::make_unique<MaxPool2d>(pool));
+  Rng data(6);
+  Tensor x = Tensor::empty({2, 3, 8, 7});
+  for (int64_t i = 0; i < x.numel(); ++i) x[i] = static_cast<float>(static_cast<int>(data.uniform() * 6.0f) - 3);
+  Tensor x_ref = x.clone();
+  deja::core::ParameterArena arena, arena_ref;
+  arena.bind({{"x", &x}});
+  arena_ref.bind({{"x", &x_ref}});
+  Tensor y = net.forward(x);
+  Tensor want = max_pool2d(relu(x_ref), pool);  // the order as written
+  REQUIRE(y.shape() == want.shape());
+  CHECK(y.to_vector() == want.to_vector());
+  Tensor g = Tensor::empty(y.shape());
+  for (int64_t i = 0; i < g.numel(); ++i) g[i] = static_cast<float>(i % 7) + 1.0f;
+  deja::core::backward(y, g);
+  deja::core::backward(want, g);
+  CHECK(x.grad().to_vector() == x_ref.grad().to_vector());
+  int64_t non_positive_windows = 0;  // the case where neither order passes a gradient is covered
+  for (float v : want.to_vector()) non_positive_windows += v == 0.0f;
+  CHECK(non_positive_windows > 0);
 }
