@@ -60,6 +60,13 @@ Trainer::Trainer(RunConfig config, std::string out_dir, bool quiet)
     }
     scheduler_ = std::make_unique<reuse::ReuseScheduler>(raw["reuse_schedule"], names, base,
                                                          config_.epochs);
+    // A scheduled layer starts on its ladder's first rung, not on the layer's
+    // own "reuse" settings (they differ when the ladder is written apart from
+    // them); automatic ladders are applied once calibrated, resumed runs on
+    // the checkpoint's rung.
+    for (size_t i = 0; i < scheduler_->layer_count(); ++i)
+      if (scheduler_->scheduled(i) && !scheduler_->needs_calibration(i))
+        model_->apply_reuse(i, scheduler_->current(i));
   }
   metrics_ = std::make_unique<MetricsLog>(out_dir_ + "/metrics.jsonl");
 }

@@ -192,6 +192,23 @@ TEST_CASE("train: --set overrides reach the run, and the resolved config is logg
   CHECK(read_text(dir / "train.log").find("\"batch_size\": 64") != std::string::npos);
 }
 
+TEST_CASE("train: scheduled layers start on the ladder's first rung, not on their own reuse settings") {
+  // smoke_adr's layers say H = 4 (model.reuse); the ladder written here starts at H = 6.
+  ScratchDir dir("first-rung");
+  RunResult r = train("--config " + source("configs/smoke_adr.json") + " --epochs 2 " +
+                      "--set 'reuse_schedule.default_ladder=[{\"L\": 9, \"H\": 6}]' " +
+                      "--set reuse_schedule.plateau.min_steps=1000 --out " + dir.str());
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  auto e = read_metrics(dir / "metrics.jsonl");
+  REQUIRE(e.size() == 2);
+  for (const char* layer : {"conv1", "conv2"}) {
+    INFO(layer);
+    const std::string settings = e[0]["reuse"][layer]["settings"].get<std::string>();
+    CHECK_MESSAGE(settings.find("H=6") != std::string::npos, settings);
+    CHECK(e[1]["reuse"][layer]["settings"].get<std::string>() == "dense");
+  }
+}
+
 TEST_CASE("train: a non-finite loss stops the run and keeps the last good checkpoint") {
   ScratchDir dir("nan");
   RunResult r = train("--config " + kSmoke + " --epochs 1 --out " + dir.str());
