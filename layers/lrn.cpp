@@ -53,11 +53,12 @@ struct Window {
 };
 
 // Slides the window sum of a^2 over the channels of one (image, pixel strip):
-// visit(c, acc) sees acc[i] = sum of a^2 over window(c) at pixel i (the
-// visitors copy what they capture into locals so their stores cannot alias it). One add and one subtract per channel step, so the cost
-// does not grow with `size`. Forward and backward both walk it (the backward
-// recomputes s from the input instead of reading a saved copy: the strip is in
-// cache, a saved scale tensor is one more activation-sized stream each way).
+// visit(c, acc) sees acc[i] = sum of a^2 over window(c) at pixel i (visitors
+// copy what they capture into locals, so their stores cannot alias it). One
+// add and one subtract per channel step, so the cost does not grow with
+// `size`. Forward and backward both walk it (the backward recomputes s from
+// the input instead of reading a saved copy: the strip is in cache, a saved
+// scale tensor is one more activation-sized stream each way).
 template <class Visit>
 inline void slide_window_sums(const float* __restrict a, int64_t channels, int64_t stride, int64_t w, Window win,
                               float* __restrict acc, Visit&& visit) {
