@@ -9,6 +9,7 @@
 
 #include "core/autograd.h"
 #include "core/parallel.h"
+#include "core/plane_sum.h"
 
 namespace deja::layers {
 
@@ -51,13 +52,8 @@ class BatchNormNode final : public core::Node {
         for (int64_t i = 0; i < l.n; ++i) {
           const float* gr = g + (i * l.c + c) * l.inner;
           const float* xr = x + (i * l.c + c) * l.inner;
-          float sg = 0.0f, sgx = 0.0f;
-          for (int64_t j = 0; j < l.inner; ++j) {
-            sg += gr[j];
-            sgx += gr[j] * (xr[j] - mean);
-          }
-          sum_g += sg;
-          sum_gx += sgx;
+          sum_g += core::sum_run(gr, l.inner);
+          sum_gx += core::lane_sum(l.inner, [gr, xr, mean](int64_t j) { return gr[j] * (xr[j] - mean); });
         }
         const float gb = static_cast<float>(sum_g), gw = static_cast<float>(sum_gx) * invstd;
         if (db) db[c] = (beta_b != 0.0f ? db[c] : 0.0f) + gb;
@@ -153,18 +149,14 @@ Tensor BatchNorm::forward(const Tensor& x) {
         double sum = 0.0;
         for (int64_t i = 0; i < l.n; ++i) {
           const float* r = in + (i * l.c + c) * l.inner;
-          float s = 0.0f;
-          for (int64_t j = 0; j < l.inner; ++j) s += r[j];
-          sum += s;
+          sum += core::sum_run(r, l.inner);
         }
         mean = sum / static_cast<double>(l.count());
         const float fm = static_cast<float>(mean);
         double sq = 0.0;
         for (int64_t i = 0; i < l.n; ++i) {
           const float* r = in + (i * l.c + c) * l.inner;
-          float s = 0.0f;
-          for (int64_t j = 0; j < l.inner; ++j) s += (r[j] - fm) * (r[j] - fm);
-          sq += s;
+          sq += core::lane_sum(l.inner, [r, fm](int64_t j) { return (r[j] - fm) * (r[j] - fm); });
         }
         var_biased = sq / static_cast<double>(l.count());
         const double unbiased = sq / static_cast<double>(l.count() - 1);

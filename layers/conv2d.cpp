@@ -31,6 +31,7 @@
 #include "core/autograd.h"
 #include "core/blas.h"
 #include "core/parallel.h"
+#include "core/plane_sum.h"
 #include "core/serial_blas.h"
 #include "core/transpose.h"
 #include "layers/conv_rows.h"
@@ -86,10 +87,7 @@ void bias_grad(const float* dy, int64_t batch, int64_t m_count, int64_t pixels, 
     for (int64_t m = b; m < e; ++m) {
       double s = 0.0;
       for (int64_t n = 0; n < batch; ++n) {
-        const float* plane = dy + (n * m_count + m) * pixels;
-        float part = 0.0f;
-        for (int64_t p = 0; p < pixels; ++p) part += plane[p];
-        s += part;
+        s += core::sum_run(dy + (n * m_count + m) * pixels, pixels);
       }
       db[m] = static_cast<float>(s) + (beta != 0.0f ? beta * db[m] : 0.0f);
     }
@@ -233,11 +231,7 @@ class DirectConvNode final : public core::Node {
             for (int64_t m = 0; m < m_count; ++m) {
               const float* src = go + (n * m_count + m) * pixels;
               float* dst = td + m * cp + i * pixels;
-              float part = 0.0f;
-              for (int64_t p = 0; p < pixels; ++p) {
-                dst[p] = src[p];
-                part += src[p];
-              }
+              const float part = core::copy_and_sum_run(src, dst, pixels);
               if (want_db) plane_sums[n * m_count + m] = part;
             }
           }
