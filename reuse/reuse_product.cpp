@@ -278,10 +278,45 @@ std::unique_ptr<core::ProductSaved> ReuseProduct::forward_rows(const core::RowSo
   Clustering& c = saved->clustering;
   c = cluster_rows(x, *hasher_, &stats_.hash_s, &stats_.cluster_s, last_clusters_per_block_);
   last_clusters_per_block_ = c.blocks > 0 ? c.total_clusters() / c.blocks : 0;
-  const int64_t l = c.L;
   float* yd = y.data();
-  if (c.blocks == 0) std::fill(yd, yd + n * m, 0.0f);
+  if (settings_.forward == "exact") {
+    // Y = X W^T densely, tile by tile of rows (K-major tiles straight from the
+    // source, one single-threaded GEMM per tile): the clusters above serve
+    // the backward only.
+    core::Stopwatch watch;
+    dense_forward_rows(x, w, yd);
+    stats_.gemm_s += watch.seconds();
+  } else {
+    cluster_forward(c, w, yd);
+  }
 
+  last_remaining_ratio_ = c.remaining_ratio();
+  ++stats_.forward_calls;
+  stats_.remaining_ratio_sum += last_remaining_ratio_;
+  stats_.forward_s += total.seconds();
+  if (!for_backward) return nullptr;
+  return saved;
+}
+
+void ReuseProduct::dense_forward_rows(const core::RowSource& x, const core::Tensor& w, float* yd) {
+  constexpr int64_t kRows = 256;
+  const int64_t n = x.rows(), k = x.cols(), m = w.size(0);
+  const int64_t tiles = (n + kRows - 1) / kRows;
+  core::SerialBlasScope serial;
+  core::parallel_for(tiles, [&](int64_t t0, int64_t t1) {
+    std::vector<float> tile(static_cast<size_t>(kRows * k));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t r0 = t * kRows, count = std::min(kRows, n - r0);
+      x.fill_kmajor(r0, count, 0, k, tile.data(), count);  // [K, count]
+      core::gemm(core::Trans::Yes, core::Trans::Yes, count, m, k, 1.0f, tile.data(), count, w.data(), k, 0.0f,
+                 yd + r0 * m, m);
+    }
+  }, 1);
+}
+
+void ReuseProduct::cluster_forward(const Clustering& c, const core::Tensor& w, float* yd) {
+  const int64_t n = c.rows, k = c.k, m = w.size(0), l = c.L;
+  if (c.blocks == 0) std::fill(yd, yd + n * m, 0.0f);
   std::vector<float>& products = products_;  // kept across calls: no page faults per step
   core::Stopwatch watch;
   for (auto [g0, g1] : block_groups(c, m)) {
@@ -314,13 +349,6 @@ std::unique_ptr<core::ProductSaved> ReuseProduct::forward_rows(const core::RowSo
     }, 64);
     stats_.scatter_s += watch.lap();
   }
-
-  last_remaining_ratio_ = c.remaining_ratio();
-  ++stats_.forward_calls;
-  stats_.remaining_ratio_sum += last_remaining_ratio_;
-  stats_.forward_s += total.seconds();
-  if (!for_backward) return nullptr;
-  return saved;
 }
 
 void ReuseProduct::backward(core::ProductSaved& saved_base, const core::Tensor& dy,

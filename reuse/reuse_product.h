@@ -18,6 +18,7 @@
 namespace deja::reuse {
 
 class Hasher;
+struct Clustering;
 
 class ReuseProduct final : public core::Product {
  public:
@@ -46,6 +47,10 @@ class ReuseProduct final : public core::Product {
   double last_remaining_ratio() const { return last_remaining_ratio_; }
 
  private:
+  // Y = sum over blocks of the cluster products (the clustered forward).
+  void cluster_forward(const Clustering& c, const core::Tensor& w, float* y);
+  // Y = X W^T, dense (forward = "exact").
+  void dense_forward_rows(const core::RowSource& x, const core::Tensor& w, float* y);
   void backward_impl(core::ProductSaved& saved, const core::Tensor& dy, const core::Tensor& w,
                      float* dw, float* dx, float dx_beta, core::RowSink* sink);
 

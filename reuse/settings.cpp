@@ -36,12 +36,13 @@ void ReuseSettings::validate(const std::string& where) const {
     throw std::invalid_argument(where + ": key 'width' must be >= 0 (0 = automatic), got " + os.str());
   }
   check_choice(where, "dx", dx, {"cluster", "exact"});
+  check_choice(where, "forward", forward, {"cluster", "exact"});
   check_choice(where, "scope", scope, {"batch", "cross_batch"});
 }
 
 ReuseSettings settings_from_json(const core::Json& j, const ReuseSettings& defaults,
                                  const std::string& where) {
-  core::reject_unknown_keys(j, {"enabled", "hash", "L", "H", "width", "dx", "scope"}, where);
+  core::reject_unknown_keys(j, {"enabled", "hash", "L", "H", "width", "dx", "forward", "scope"}, where);
   ReuseSettings s = defaults;
   s.enabled = core::read_bool(j, "enabled", s.enabled, where);
   s.hash = core::read_string(j, "hash", s.hash, where);
@@ -49,6 +50,7 @@ ReuseSettings settings_from_json(const core::Json& j, const ReuseSettings& defau
   s.H = core::read_int(j, "H", s.H, where);
   s.width = core::read_number(j, "width", s.width, where);
   s.dx = core::read_string(j, "dx", s.dx, where);
+  s.forward = core::read_string(j, "forward", s.forward, where);
   s.scope = core::read_string(j, "scope", s.scope, where);
   s.validate(where);
   return s;
@@ -56,7 +58,8 @@ ReuseSettings settings_from_json(const core::Json& j, const ReuseSettings& defau
 
 core::Json settings_to_json(const ReuseSettings& s) {
   return core::Json{{"enabled", s.enabled}, {"hash", s.hash}, {"L", s.L},         {"H", s.H},
-                    {"width", s.width},     {"dx", s.dx},     {"scope", s.scope}};
+                    {"width", s.width},     {"dx", s.dx},     {"forward", s.forward},
+                    {"scope", s.scope}};
 }
 
 std::string describe(const ReuseSettings& s) {
@@ -65,6 +68,7 @@ std::string describe(const ReuseSettings& s) {
   os << "reuse(hash=" << s.hash << ", L=" << s.L << ", H=" << s.H;
   if (s.width > 0.0) os << ", width=" << s.width;
   os << ", dx=" << s.dx;
+  if (s.forward != "cluster") os << ", forward=" << s.forward;
   if (s.scope != "batch") os << ", scope=" << s.scope;
   os << ")";
   return os.str();

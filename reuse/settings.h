@@ -25,6 +25,10 @@ struct ReuseSettings {
   // the log2-norm bucket (0 = automatic: one bucket per factor of 2).
   double width = 0.0;
   std::string dx = "cluster";    // "cluster" | "exact"
+  // "cluster": Y from the cluster products (the papers' forward); "exact":
+  // Y = X W^T densely and the clusters serve the backward only (dW, and dX in
+  // cluster mode): the loss is exact, the gradients approximate.
+  std::string forward = "cluster";
   std::string scope = "batch";   // "batch" | "cross_batch"
   uint64_t seed = 0;             // hash matrices from make_rng(seed, RngPurpose::Hash, ...)
 
@@ -35,7 +39,7 @@ struct ReuseSettings {
 // The automatic qproj width (relative to the block RMS norm) when width == 0.
 inline constexpr double kDefaultRelativeWidth = 0.5;
 
-// Reads {"enabled", "hash", "L", "H", "width", "dx", "scope"} over `defaults`
+// Reads {"enabled", "hash", "L", "H", "width", "dx", "forward", "scope"} over `defaults`
 // (absent keys keep the default); rejects unknown keys and bad values with
 // messages naming `where` and the key.
 ReuseSettings settings_from_json(const core::Json& j, const ReuseSettings& defaults,

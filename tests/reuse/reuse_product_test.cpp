@@ -195,6 +195,31 @@ TEST_CASE("random data: forward, dW and both dX modes equal the plain clustered 
   }
 }
 
+TEST_CASE("forward exact: Y is the dense product, the backward is the clustered one") {
+  const int64_t n = 300, k = 37, m = 9, l = 8;
+  Tensor x = random_rows_with_zero_blocks(n, k, l, 21);
+  Tensor w = random_tensor({m, k}, 22), dy = random_tensor({n, m}, 23);
+  auto s = settings("qproj", l, 4, 1.0);
+  auto c = assignment(s, x);
+  REQUIRE(c.remaining_ratio() < 0.9);  // real clustering, so the cluster forward differs from dense
+  auto ref = reference(c, x, w, dy);
+  std::vector<double> dense_y(static_cast<size_t>(n * m), 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t o = 0; o < m; ++o)
+      for (int64_t j = 0; j < k; ++j) dense_y[i * m + o] += double(x[i * k + j]) * w[o * k + j];
+  for (std::string dx : {"cluster", "exact"}) {
+    CAPTURE(dx);
+    s.dx = dx;
+    s.forward = "exact";
+    auto o = run(s, x, w, dy);
+    CHECK(max_abs_diff(o.y.data(), dense_y) < 1e-4);
+    CHECK(max_abs_diff(o.y.data(), ref.y) > 1e-2);
+    CHECK(max_abs_diff(o.dw.data(), ref.dw) < 1e-3);
+    CHECK(max_abs_diff(o.dx.data(), dx == "cluster" ? ref.dx_cluster : ref.dx_exact) < 1e-4);
+    CHECK(o.r_c == doctest::Approx(c.remaining_ratio()));
+  }
+}
+
 TEST_CASE("vector kernels: output widths around 64, L below and above 16, streamed and scaled dX") {
   // M = 80 and 70: a full 64-float slice plus a masked tail; M = 16: tail only.
   // K = 160 (a multiple of 16, aligned rows): dX is streamed when beta == 0;

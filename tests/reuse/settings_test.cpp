@@ -20,6 +20,11 @@ TEST_CASE("reuse settings are read over the defaults") {
   CHECK(reuse::settings_to_json(back) == reuse::settings_to_json(s));
   CHECK(reuse::describe(ReuseSettings()) == "dense");
   CHECK(reuse::describe(s) == "reuse(hash=qproj, L=20, H=12, dx=exact)");
+  CHECK(s.forward == "cluster");
+  auto f = reuse::settings_from_json(core::Json{{"enabled", true}, {"forward", "exact"}}, defaults, "x");
+  CHECK(f.forward == "exact");
+  CHECK(reuse::describe(f) == "reuse(hash=qproj, L=20, H=8, dx=cluster, forward=exact)");
+  CHECK(reuse::settings_from_json(reuse::settings_to_json(f), ReuseSettings(), "x").forward == "exact");
 }
 
 TEST_CASE("bad reuse settings name the layer and the key") {
@@ -36,6 +41,8 @@ TEST_CASE("bad reuse settings name the layer and the key") {
                     "got \"simhash\"");
   CHECK_THROWS_WITH(reuse::settings_from_json(core::Json{{"dx", "approx"}}, d, w),
                     "model.layers[3].reuse: key 'dx' must be \"cluster\" or \"exact\", got \"approx\"");
+  CHECK_THROWS_WITH(reuse::settings_from_json(core::Json{{"forward", "dense"}}, d, w),
+                    "model.layers[3].reuse: key 'forward' must be \"cluster\" or \"exact\", got \"dense\"");
   CHECK_THROWS_WITH(reuse::settings_from_json(core::Json{{"scope", "epoch"}}, d, w),
                     "model.layers[3].reuse: key 'scope' must be \"batch\" or \"cross_batch\", got \"epoch\"");
   CHECK_THROWS_WITH(reuse::settings_from_json(core::Json{{"width", -1.0}}, d, w),
