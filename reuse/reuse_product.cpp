@@ -266,6 +266,16 @@ std::unique_ptr<core::ProductSaved> ReuseProduct::forward_rows(const core::RowSo
                                 core::shape_to_string(y.shape()) +
                                 " (expected X [N, K], W [M, K], Y [N, M])");
   const int64_t m = w.size(0);
+  if (settings_.forward == "exact" && !for_backward) {  // no backward to serve: the dense product alone
+    core::Stopwatch watch;
+    dense_forward_rows(x, w, y.data());
+    stats_.gemm_s += watch.seconds();
+    ++stats_.forward_calls;
+    stats_.remaining_ratio_sum += 1.0;
+    last_remaining_ratio_ = 1.0;
+    stats_.forward_s += total.seconds();
+    return nullptr;
+  }
   if (!hasher_ || hasher_->k() != k) hasher_ = make_hasher(settings_, k);
   {
     core::Stopwatch watch;

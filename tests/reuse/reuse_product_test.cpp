@@ -218,6 +218,13 @@ TEST_CASE("forward exact: Y is the dense product, the backward is the clustered 
     CHECK(max_abs_diff(o.dx.data(), dx == "cluster" ? ref.dx_cluster : ref.dx_exact) < 1e-4);
     CHECK(o.r_c == doctest::Approx(c.remaining_ratio()));
   }
+  // Without a backward (inference) no clustering runs: the dense product, r_c 1.
+  reuse::ReuseProduct p(s);
+  Tensor y = Tensor::full({n, m}, 5.0f);
+  CHECK_FALSE(p.forward(x, w, y, false));
+  CHECK(max_abs_diff(y.data(), dense_y) < 1e-4);
+  CHECK(p.last_remaining_ratio() == 1.0);
+  CHECK(p.stats().cluster_s == 0.0);
 }
 
 TEST_CASE("vector kernels: output widths around 64, L below and above 16, streamed and scaled dX") {
