@@ -266,41 +266,33 @@ std::unique_ptr<core::ProductSaved> ReuseProduct::forward_rows(const core::RowSo
                                 core::shape_to_string(y.shape()) +
                                 " (expected X [N, K], W [M, K], Y [N, M])");
   const int64_t m = w.size(0);
-  if (settings_.forward == "exact" && !for_backward) {  // no backward to serve: the dense product alone
+  // forward = "exact" computes Y densely; it clusters only for a backward.
+  const bool exact_forward = settings_.forward == "exact";
+  std::unique_ptr<ReuseSaved> saved;
+  double remaining_ratio = 1.0;
+  if (!exact_forward || for_backward) {
+    if (!hasher_ || hasher_->k() != k) hasher_ = make_hasher(settings_, k);
+    {
+      core::Stopwatch watch;
+      hasher_->prepare(x, settings_.scope == "cross_batch");
+      stats_.hash_s += watch.seconds();
+    }
+    saved = std::make_unique<ReuseSaved>();
+    saved->m = m;
+    Clustering& c = saved->clustering;
+    c = cluster_rows(x, *hasher_, &stats_.hash_s, &stats_.cluster_s, last_clusters_per_block_);
+    last_clusters_per_block_ = c.blocks > 0 ? c.total_clusters() / c.blocks : 0;
+    remaining_ratio = c.remaining_ratio();
+  }
+  if (exact_forward) {
     core::Stopwatch watch;
     dense_forward_rows(x, w, y.data());
     stats_.gemm_s += watch.seconds();
-    ++stats_.forward_calls;
-    stats_.remaining_ratio_sum += 1.0;
-    last_remaining_ratio_ = 1.0;
-    stats_.forward_s += total.seconds();
-    return nullptr;
-  }
-  if (!hasher_ || hasher_->k() != k) hasher_ = make_hasher(settings_, k);
-  {
-    core::Stopwatch watch;
-    hasher_->prepare(x, settings_.scope == "cross_batch");
-    stats_.hash_s += watch.seconds();
-  }
-
-  auto saved = std::make_unique<ReuseSaved>();
-  saved->m = m;
-  Clustering& c = saved->clustering;
-  c = cluster_rows(x, *hasher_, &stats_.hash_s, &stats_.cluster_s, last_clusters_per_block_);
-  last_clusters_per_block_ = c.blocks > 0 ? c.total_clusters() / c.blocks : 0;
-  float* yd = y.data();
-  if (settings_.forward == "exact") {
-    // Y = X W^T densely, tile by tile of rows (K-major tiles straight from the
-    // source, one single-threaded GEMM per tile): the clusters above serve
-    // the backward only.
-    core::Stopwatch watch;
-    dense_forward_rows(x, w, yd);
-    stats_.gemm_s += watch.seconds();
   } else {
-    cluster_forward(c, w, yd);
+    cluster_forward(saved->clustering, w, y.data());
   }
 
-  last_remaining_ratio_ = c.remaining_ratio();
+  last_remaining_ratio_ = remaining_ratio;
   ++stats_.forward_calls;
   stats_.remaining_ratio_sum += last_remaining_ratio_;
   stats_.forward_s += total.seconds();
@@ -311,6 +303,12 @@ std::unique_ptr<core::ProductSaved> ReuseProduct::forward_rows(const core::RowSo
 void ReuseProduct::dense_forward_rows(const core::RowSource& x, const core::Tensor& w, float* yd) {
   constexpr int64_t kRows = 256;
   const int64_t n = x.rows(), k = x.cols(), m = w.size(0);
+  if (const float* xd = x.data()) {  // X in memory: one GEMM
+    core::gemm(core::Trans::No, core::Trans::Yes, n, m, k, 1.0f, xd, k, w.data(), k, 0.0f, yd, m);
+    return;
+  }
+  // Otherwise K-major tiles straight from the source (conv2d's patches), one
+  // single-threaded GEMM per tile.
   const int64_t tiles = (n + kRows - 1) / kRows;
   core::SerialBlasScope serial;
   core::parallel_for(tiles, [&](int64_t t0, int64_t t1) {

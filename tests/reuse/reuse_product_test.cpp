@@ -218,6 +218,17 @@ TEST_CASE("forward exact: Y is the dense product, the backward is the clustered 
     CHECK(max_abs_diff(o.dx.data(), dx == "cluster" ? ref.dx_cluster : ref.dx_exact) < 1e-4);
     CHECK(o.r_c == doctest::Approx(c.remaining_ratio()));
   }
+  // Rows that are not one matrix in memory (as conv2d's patches) take the
+  // tiled path: rows ld = k + 3 apart, so the source has no data().
+  Tensor padded = Tensor::full({n, k + 3}, 9.0f);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < k; ++j) padded[i * (k + 3) + j] = x[i * k + j];
+  core::MatrixRows strided(padded.data(), n, k, k + 3);
+  REQUIRE(strided.data() == nullptr);
+  reuse::ReuseProduct tiled(s);
+  Tensor yt = Tensor::full({n, m}, 5.0f);
+  CHECK(tiled.forward_rows(strided, w, yt, true));
+  CHECK(max_abs_diff(yt.data(), dense_y) < 1e-4);
   // Without a backward (inference) no clustering runs: the dense product, r_c 1.
   reuse::ReuseProduct p(s);
   Tensor y = Tensor::full({n, m}, 5.0f);
