@@ -12,22 +12,24 @@ env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$build/bin/reuse_sweep" \
   --config configs/cifarnet.json --out "$out/reuse_sweep.csv" 2> "$out/reuse_sweep.log"
 for layer in $(tail -n +2 "$out/reuse_sweep.csv" | cut -d, -f2 | sort -u); do
   for L in $(tail -n +2 "$out/reuse_sweep.csv" | awk -F, -v l="$layer" '$2 == l {print $3}' | sort -un); do
-    for family in sign qproj signnorm; do
+    plots=()
+    for family in sign qproj signnorm pca; do
+      data="$out/.${layer}_${L}_${family}.dat"
       awk -F, -v l="$layer" -v L="$L" -v f="$family" '$2 == l && $3 == L && $1 == f {print $6, $7}' \
-        "$out/reuse_sweep.csv" | sort -g > "$out/.${layer}_${L}_${family}.dat"
+        "$out/reuse_sweep.csv" | sort -g > "$data"
+      if [ -s "$data" ]; then plots+=("\"$data\" with linespoints title \"$family\""); fi
     done
+    plot_list=$(IFS=,; echo "${plots[*]}")
     gnuplot <<GP
 set terminal pngcairo size 800,560 noenhanced
 set output "$out/${layer}_L${L}.png"
-set title "CifarNet ${layer}, L = ${L}: relative error of Y vs remaining ratio"
+set title "CifarNet ${layer}, L = ${L}: relative error of Y vs remaining ratio (H, width vary)"
 set xlabel "r_c (product clusters / sub-vectors)"
 set ylabel "||Y - Y_dense|| / ||Y_dense||"
 set logscale x
 set key top right
 set grid
-plot "$out/.${layer}_${L}_sign.dat" with linespoints title "sign (H varies)", \
-     "$out/.${layer}_${L}_qproj.dat" with linespoints title "qproj (H, width vary)", \
-     "$out/.${layer}_${L}_signnorm.dat" with linespoints title "signnorm (H, width vary)"
+plot ${plot_list}
 GP
     rm -f "$out"/.${layer}_${L}_*.dat
   done

@@ -6,6 +6,7 @@
 // hot path.
 #include "reuse/lsh.h"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <limits>
@@ -16,8 +17,11 @@
 #define DEJA_QPROJ_AVX512 1
 #endif
 
+#include "core/blas.h"
 #include "core/parallel.h"
 #include "core/rng.h"
+#include "core/serial_blas.h"
+#include "core/symmetric_eigen.h"
 #include "core/transpose.h"
 
 namespace deja::reuse {
@@ -86,7 +90,7 @@ class SignHasher final : public Hasher {
     V8f p[HP / 8];
     for (int64_t i = 0; i < rows; ++i) {
       float ss;
-      if (!project<HP>(x + i * ldx, len, r_.data(), p, ss)) {
+      if (!project<HP>(x + i * ldx, len, block_projections(block), p, ss)) {
         keys[i] = kZeroKey;
         continue;
       }
@@ -117,7 +121,7 @@ class SignNormHasher final : public Hasher {
     V8f p[HP / 8];
     for (int64_t i = 0; i < rows; ++i) {
       float ss;
-      if (!project<HP>(x + i * ldx, len, r_.data(), p, ss)) {
+      if (!project<HP>(x + i * ldx, len, block_projections(block), p, ss)) {
         keys[i] = kZeroKey;
         continue;
       }
@@ -254,7 +258,7 @@ class QprojHasher final : public Hasher {
       if (hp_ == 8 && rows - i >= 32) {
         __m512 p[16];
         __m512i bits[2];
-        project_slabs<8, 2, KMajor>(xi, idx, ldx, 0xffff, len, r_.data(), hp_, 0, p, bits);
+        project_slabs<8, 2, KMajor>(xi, idx, ldx, 0xffff, len, block_projections(block), hp_, 0, p, bits);
         for (int64_t slab = 0; slab < 2; ++slab) {
           __m512i z1 = _mm512_setzero_si512(), z2 = _mm512_setzero_si512();
           quantise16<8>(p + 8 * slab, 0, inv_w, z1, z2);
@@ -268,11 +272,11 @@ class QprojHasher final : public Hasher {
       __m512i z1 = _mm512_setzero_si512(), z2 = _mm512_setzero_si512(), bits = _mm512_setzero_si512();
       __m512 p[16];
       if (hp_ == 8) {
-        project_slabs<8, 1, KMajor>(xi, idx, ldx, rows_mask, len, r_.data(), hp_, 0, p, &bits);
+        project_slabs<8, 1, KMajor>(xi, idx, ldx, rows_mask, len, block_projections(block), hp_, 0, p, &bits);
         quantise16<8>(p, 0, inv_w, z1, z2);
       } else {
         for (int64_t h0 = 0; h0 < hp_ && h0 < h_; h0 += 16) {
-          project_slabs<16, 1, KMajor>(xi, idx, ldx, rows_mask, len, r_.data(), hp_, h0, p, &bits);
+          project_slabs<16, 1, KMajor>(xi, idx, ldx, rows_mask, len, block_projections(block), hp_, h0, p, &bits);
           quantise16<16>(p, h0, inv_w, z1, z2);
         }
       }
@@ -297,7 +301,7 @@ class QprojHasher final : public Hasher {
     V8f p[HP / 8];
     for (int64_t i = 0; i < rows; ++i) {
       float ss;
-      if (!project<HP>(x + i * ldx, len, r_.data(), p, ss)) {
+      if (!project<HP>(x + i * ldx, len, block_projections(block), p, ss)) {
         keys[i] = kZeroKey;
         continue;
       }
@@ -326,13 +330,28 @@ class QprojHasher final : public Hasher {
   std::vector<uint32_t> mult_;  // [2][32]: two multiplier sets, zero past H
 };
 
+// Where sample run j of `runs` starts: inside the j-th of `runs` equal
+// stretches of the batch, at the fractional part of (j + 1) x the golden
+// ratio of the way in, on a multiple of run_rows (a run that straddles two
+// output rows costs conv2d's tile maker a slower path). Runs at a fixed
+// place in their stretch would alias with the images: at CifarNet conv2 a
+// stretch is one image's 256 rows, and runs at its start read only the
+// image's top output row (mostly border), which once biased the width low.
+int64_t sample_run_start(int64_t j, int64_t runs, int64_t rows, int64_t run_rows) {
+  const int64_t begin = j * rows / runs, end = (j + 1) * rows / runs;
+  const double fraction = std::fmod(static_cast<double>(j + 1) * 0.6180339887498949, 1.0);
+  const int64_t start = (begin + static_cast<int64_t>(fraction * static_cast<double>(end - begin))) / run_rows * run_rows;
+  return std::max<int64_t>(0, std::min(start, rows - run_rows));
+}
+
 }  // namespace
 
 Hasher::Hasher(const ReuseSettings& settings, int64_t k)
-    : k_(k), l_(settings.L), h_(settings.H), blocks_(k > 0 ? (k + settings.L - 1) / settings.L : 0) {
+    : k_(k), l_(settings.L), h_(settings.H), blocks_(k > 0 ? (k + settings.L - 1) / settings.L : 0),
+      per_block_(settings.hash == "pca") {
   settings.validate("reuse hasher");
   hp_ = h_ <= 8 ? 8 : h_ <= 16 ? 16 : 32;
-  const bool unit = settings.hash == "qproj";
+  const bool unit = settings.hash == "qproj" || per_block_;
   relative_width_ = settings.width > 0.0 ? settings.width
                     : unit                ? kDefaultRelativeWidth
                                           : 1.0;
@@ -350,16 +369,25 @@ Hasher::Hasher(const ReuseSettings& settings, int64_t k)
     b_.resize(static_cast<size_t>(h_));
     for (auto& b : b_) b = rng.uniform();
   }
+  if (per_block_) {  // every block starts from the random directions; prepare() fits its own
+    std::vector<float> shared = std::move(r_);
+    r_.clear();
+    for (int64_t s = 0; s < blocks_; ++s) r_.insert(r_.end(), shared.begin(), shared.end());
+  }
 }
 
 int64_t Hasher::block_width(int64_t block) const {
   return std::min(l_, k_ - block * l_);
 }
 
-std::vector<float> Hasher::projections() const {
+std::vector<float> Hasher::projections(int64_t block) const {
+  if (block < 0 || block >= std::max<int64_t>(blocks_, 1))
+    throw std::out_of_range("Hasher::projections: block " + std::to_string(block) + " of " +
+                            std::to_string(blocks_));
+  const float* r = block_projections(block);
   std::vector<float> out(static_cast<size_t>(l_ * h_));
   for (int64_t j = 0; j < l_; ++j)
-    for (int64_t h = 0; h < h_; ++h) out[j * h_ + h] = r_[j * hp_ + h];
+    for (int64_t h = 0; h < h_; ++h) out[j * h_ + h] = r[j * hp_ + h];
   return out;
 }
 
@@ -379,7 +407,8 @@ void Hasher::prepare(const float* x, int64_t rows, int64_t ldx, bool freeze) {
 void Hasher::prepare(const core::RowSource& x, bool freeze) {
   if (freeze && static_cast<int64_t>(width_.size()) == blocks_) return;
   // Mean squared norm of the non-zero sub-vectors over a sample of at most
-  // kRuns runs of kRunRows consecutive rows spread evenly over the batch
+  // kRuns runs of kRunRows consecutive rows spread over the batch
+  // (sample_run_start)
   // (short runs rather than single rows: a conv layer's rows are made tile
   // by tile from the images, and 16 rows are one output row of CifarNet's
   // conv2): cheap, deterministic for any thread count, and tracks the
@@ -392,25 +421,49 @@ void Hasher::prepare(const core::RowSource& x, bool freeze) {
   // Each run is taken column-major (conv2d makes that directly; a matrix
   // in memory is copied and transposed), so a column is one load of the
   // run's rows and each row's squared norm a lane of one vector: same
-  // arithmetic order for either source, no per-row reductions.
-  core::parallel_for(runs, [&](int64_t j0, int64_t j1) {
-    std::vector<float> tile(static_cast<size_t>(kRunRows * k_));
-    for (int64_t j = j0; j < j1; ++j) {
-      const int64_t r0 = j * rows / runs / kRunRows * kRunRows, count = std::min(kRunRows, rows - r0);
-      x.fill_kmajor(r0, count, 0, k_, tile.data(), kRunRows);
-      for (int64_t s = 0; s < blocks_; ++s) {
-        float norm2[kRunRows] = {};
-        const float* column = tile.data() + s * l_ * kRunRows;
-        for (int64_t q = 0; q < block_width(s); ++q, column += kRunRows)
-          for (int64_t i = 0; i < kRunRows; ++i) norm2[i] += column[i] * column[i];
-        for (int64_t i = 0; i < count; ++i)
-          if (norm2[i] > 0.0f) {
-            sums[j * blocks_ + s] += norm2[i];
-            ++counts[j * blocks_ + s];
-          }
+  // arithmetic order for either source, no per-row reductions. The runs
+  // are split into a fixed number of chunks whose runs sit side by side
+  // in one buffer, so pca's second moments are one GEMM per chunk and
+  // block, summed in chunk order: deterministic for any thread count.
+  const int64_t chunks = std::min<int64_t>(8, runs);
+  const int64_t block_area = l_ * l_;
+  std::vector<float> moments(per_block_ ? static_cast<size_t>(chunks * blocks_ * block_area) : 0);
+  core::SerialBlasScope serial;  // one small GEMM per block and thread
+  core::parallel_for(chunks, [&](int64_t c0, int64_t c1) {
+    std::vector<float> buffer;
+    for (int64_t c = c0; c < c1; ++c) {
+      // pca keeps the chunk's runs side by side (zeroed: a short last run
+      // leaves zero rows); the width alone needs one run's tile at a time.
+      const int64_t j0 = c * runs / chunks, j1 = (c + 1) * runs / chunks;
+      const int64_t ld = per_block_ ? (j1 - j0) * kRunRows : kRunRows;
+      if (per_block_) buffer.assign(static_cast<size_t>(ld * k_), 0.0f);
+      else buffer.resize(static_cast<size_t>(ld * k_));
+      for (int64_t j = j0; j < j1; ++j) {
+        const int64_t r0 = sample_run_start(j, runs, rows, kRunRows), count = std::min(kRunRows, rows - r0);
+        float* tile = buffer.data() + (per_block_ ? (j - j0) * kRunRows : 0);
+        x.fill_kmajor(r0, count, 0, k_, tile, ld);
+        for (int64_t s = 0; s < blocks_; ++s) {
+          float norm2[kRunRows] = {};
+          const float* column = tile + s * l_ * ld;
+          for (int64_t q = 0; q < block_width(s); ++q, column += ld)
+            for (int64_t i = 0; i < kRunRows; ++i) norm2[i] += column[i] * column[i];
+          for (int64_t i = 0; i < count; ++i)
+            if (norm2[i] > 0.0f) {
+              sums[j * blocks_ + s] += norm2[i];
+              ++counts[j * blocks_ + s];
+            }
+        }
       }
+      if (per_block_)  // sum over the chunk's rows of x x^T, per block: A A^T with A = [len x rows]
+        for (int64_t s = 0; s < blocks_; ++s) {
+          const int64_t len = block_width(s);
+          const float* block = buffer.data() + s * l_ * ld;
+          core::gemm(core::Trans::No, core::Trans::Yes, len, len, ld, 1.0f, block, ld, block, ld, 0.0f,
+                     moments.data() + (c * blocks_ + s) * block_area, len);
+        }
     }
   });
+  if (per_block_) fit_principal_directions(moments, chunks);
   width_.assign(static_cast<size_t>(blocks_), static_cast<float>(relative_width_));
   for (int64_t s = 0; s < blocks_; ++s) {
     double sum = 0.0;
@@ -423,12 +476,44 @@ void Hasher::prepare(const core::RowSource& x, bool freeze) {
   }
 }
 
+void Hasher::fit_principal_directions(const std::vector<float>& moments, int64_t chunks) {
+  const int64_t block_area = l_ * l_;
+  core::parallel_for(blocks_, [&](int64_t s0, int64_t s1) {
+    std::vector<double> second(static_cast<size_t>(block_area));
+    for (int64_t s = s0; s < s1; ++s) {
+      const int64_t len = block_width(s);
+      std::fill(second.begin(), second.end(), 0.0);
+      double trace = 0.0;
+      for (int64_t c = 0; c < chunks; ++c) {
+        const float* m = moments.data() + (c * blocks_ + s) * block_area;
+        for (int64_t e = 0; e < len * len; ++e) second[e] += m[e];
+      }
+      for (int64_t j = 0; j < len; ++j) trace += second[j * len + j];
+      if (!(trace > 0.0)) continue;  // no non-zero sub-vector in the sample: keep the directions
+      const int64_t count = std::min(h_, len);
+      core::Eigenvectors eig;
+      try {
+        eig = core::top_eigenvectors(second.data(), len, count);
+      } catch (const std::runtime_error&) {
+        continue;  // LAPACK did not converge: the previous directions still hash consistently
+      }
+      // Directions past the block's rank (H > len) project to zero: a constant
+      // coordinate of the key, as a padded lane is.
+      float* r = r_.data() + s * l_ * hp_;
+      std::fill(r, r + l_ * hp_, 0.0f);
+      for (int64_t e = 0; e < count; ++e)
+        for (int64_t j = 0; j < len; ++j) r[j * hp_ + e] = static_cast<float>(eig.vectors[e * len + j]);
+    }
+  });
+}
+
 std::unique_ptr<Hasher> make_hasher(const ReuseSettings& settings, int64_t k) {
   if (settings.hash == "sign") return std::make_unique<SignHasher>(settings, k);
   if (settings.hash == "qproj") return std::make_unique<QprojHasher>(settings, k);
   if (settings.hash == "signnorm") return std::make_unique<SignNormHasher>(settings, k);
+  if (settings.hash == "pca") return std::make_unique<QprojHasher>(settings, k);
   throw std::invalid_argument("reuse: unknown hash family '" + settings.hash +
-                              "' (expected sign, qproj or signnorm)");
+                              "' (expected sign, qproj, signnorm or pca)");
 }
 
 }  // namespace deja::reuse

@@ -26,7 +26,7 @@ void check_choice(const std::string& where, const std::string& key, const std::s
 }  // namespace
 
 void ReuseSettings::validate(const std::string& where) const {
-  check_choice(where, "hash", hash, {"sign", "qproj", "signnorm"});
+  check_choice(where, "hash", hash, {"sign", "qproj", "signnorm", "pca"});
   if (L < 1) throw std::invalid_argument(where + ": key 'L' must be >= 1, got " + std::to_string(L));
   if (H < 1 || H > 32)
     throw std::invalid_argument(where + ": key 'H' must be in 1..32, got " + std::to_string(H));

@@ -16,10 +16,10 @@ namespace deja::reuse {
 
 struct ReuseSettings {
   bool enabled = false;          // false: the layer runs the dense product
-  std::string hash = "qproj";    // "sign" | "qproj" | "signnorm"
+  std::string hash = "qproj";    // "sign" | "qproj" | "signnorm" | "pca"
   int64_t L = 10;                // sub-vector length (column block width); need not divide K
   int64_t H = 8;                 // hash bits / projections per block, 1..32
-  // qproj bucket width, in units of the RMS norm of the block's non-zero
+  // qproj/pca bucket width, in units of the RMS norm of the block's non-zero
   // sub-vectors in the current batch (projections use unit-norm directions);
   // 0 = automatic (kDefaultRelativeWidth). For "signnorm" it is the width of
   // the log2-norm bucket (0 = automatic: one bucket per factor of 2).

@@ -91,7 +91,11 @@ std::vector<GridPoint> grid() {
     for (double w : {0.25, 0.5, 1.0}) g.push_back({"qproj", l, 4, w});
     for (int64_t h : {4, 8, 16})
       for (double w : {0.5, 1.0, 2.0}) g.push_back({"signnorm", l, h, w});
+    for (double w : {0.25, 0.5, 1.0, 2.0}) g.push_back({"pca", l, 8, w});
   }
+  // The shipped sub-vector length (two input channels of a 5x5 kernel).
+  for (double w : {0.2, 0.25, 0.35, 0.5, 0.7}) g.push_back({"qproj", 50, 8, w});
+  for (double w : {0.35, 0.5, 0.7, 1.0}) g.push_back({"pca", 50, 8, w});
   return g;
 }
 

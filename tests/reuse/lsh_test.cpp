@@ -52,14 +52,14 @@ std::vector<int64_t> naive_tuple(const reuse::Hasher& h, const std::string& fami
   bool zero = true;
   for (int64_t j = 0; j < len; ++j) zero &= (v[j] == 0.0f);
   if (zero) return {};
-  auto r = h.projections();
+  auto r = h.projections(block);
   std::vector<int64_t> t;
   double norm2 = 0.0;
   for (int64_t j = 0; j < len; ++j) norm2 += double(v[j]) * v[j];
   for (int64_t q = 0; q < h.H(); ++q) {
     double p = 0.0;
     for (int64_t j = 0; j < len; ++j) p += double(v[j]) * r[j * h.H() + q];
-    if (family == "qproj")
+    if (family == "qproj" || family == "pca")
       t.push_back(static_cast<int64_t>(std::floor(p / h.bucket_width(block) + h.offsets()[q])));
     else
       t.push_back(p >= 0.0);
@@ -72,7 +72,7 @@ std::vector<int64_t> naive_tuple(const reuse::Hasher& h, const std::string& fami
 
 TEST_CASE("same seed, same clusters; another seed, other projections") {
   Tensor x = redundant_rows(500, 30, 10, 1);
-  for (std::string hash : {"sign", "qproj", "signnorm"}) {
+  for (std::string hash : {"sign", "qproj", "signnorm", "pca"}) {
     CAPTURE(hash);
     auto h1 = reuse::make_hasher(settings(hash, 10, 8), 30);
     auto h2 = reuse::make_hasher(settings(hash, 10, 8), 30);
@@ -84,14 +84,17 @@ TEST_CASE("same seed, same clusters; another seed, other projections") {
     CHECK(c1.offset == c2.offset);
     CHECK(c1.centroid == c2.centroid);
     CHECK(h1->projections() == h2->projections());
-    CHECK(h1->projections() != h3->projections());
+    if (hash == "pca")  // directions come from the data; the seed draws the offsets
+      CHECK(h1->offsets() != h3->offsets());
+    else
+      CHECK(h1->projections() != h3->projections());
   }
 }
 
 TEST_CASE("r_c equals a brute-force count of distinct keys") {
   const int64_t n = 700, k = 47, l = 9;  // L does not divide K
   Tensor x = redundant_rows(n, k, l, 2);
-  for (std::string hash : {"sign", "qproj", "signnorm"}) {
+  for (std::string hash : {"sign", "qproj", "signnorm", "pca"}) {
     for (int64_t hb : {1, 5, 32}) {
       CAPTURE(hash);
       CAPTURE(hb);
@@ -130,17 +133,35 @@ TEST_CASE("magnitude-aware families separate vectors that differ in norm by 4") 
       x[i * l + j] = rng.normal();
       x[(n + i) * l + j] = 4.0f * x[i * l + j];
     }
-  for (std::string hash : {"sign", "qproj", "signnorm"}) {
+  for (std::string hash : {"sign", "qproj", "signnorm", "pca"}) {
     CAPTURE(hash);
-    auto h = reuse::make_hasher(settings(hash, l, 8), l);
+    auto st = settings(hash, l, 8);
+    if (hash == "pca") st.width = 0.2;  // buckets shorter than most x (see below)
+    auto h = reuse::make_hasher(st, l);
     h->prepare(x.data(), 2 * n, l, false);
-    int64_t separated = 0;
-    for (int64_t i = 0; i < n; ++i)
-      separated += h->key(x.data() + i * l, 0) != h->key(x.data() + (n + i) * l, 0);
-    if (hash == "sign")
+    int64_t separated = 0, long_separated = 0, long_rows = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const bool apart = h->key(x.data() + i * l, 0) != h->key(x.data() + (n + i) * l, 0);
+      separated += apart;
+      double norm2 = 0.0;
+      for (int64_t j = 0; j < l; ++j) norm2 += double(x[i * l + j]) * x[i * l + j];
+      if (std::sqrt(norm2) >= h->bucket_width(0)) {
+        ++long_rows;
+        long_separated += apart;
+      }
+    }
+    if (hash == "sign") {
       CHECK(separated == 0);  // direction only
-    else
+    } else if (hash == "pca") {
+      // With H = L the directions span the space, so x and 4x (3|x| apart)
+      // differ by more than a bucket width along some direction whenever
+      // |x| >= the width; a much shorter x may share 4x's bucket.
+      CHECK(long_rows > n / 2);
+      CHECK(long_separated == long_rows);
+      CHECK(separated >= n - n / 50);
+    } else {
       CHECK(separated == n);
+    }
   }
 }
 
@@ -152,7 +173,7 @@ TEST_CASE("the zero key holds exactly the all-zero sub-vectors") {
     for (int64_t j = 0; j < l; ++j) x[i * k + j] = 0.0f;
     x[i * k + 2] = 1e-30f;
   }
-  for (std::string hash : {"sign", "qproj", "signnorm"}) {
+  for (std::string hash : {"sign", "qproj", "signnorm", "pca"}) {
     CAPTURE(hash);
     auto h = reuse::make_hasher(settings(hash, l, 4), k);
     h->prepare(x.data(), n, k, false);
@@ -216,5 +237,80 @@ TEST_CASE("qproj keys do not depend on how many rows one call hashes, nor on the
       CHECK(whole == kmajor);
       CHECK(std::set<uint64_t>(whole.begin(), whole.end()).size() > 3);
     }
+  }
+}
+
+TEST_CASE("pca directions are the leading eigenvectors of each block's sample") {
+  // Block 0's sub-vectors vary mostly along u (std 3) and v (std 1), block 1's
+  // along e_2 only; small isotropic noise elsewhere. 1000 rows: the sample
+  // takes runs of 16 rows spread over all of them.
+  const int64_t n = 1000, l = 6, k = 12;
+  core::Rng rng(11, 2);
+  std::vector<double> u(l), v(l);
+  for (auto& e : u) e = rng.normal();
+  for (auto& e : v) e = rng.normal();
+  auto normalise = [](std::vector<double>& a) {
+    double s = 0.0;
+    for (double e : a) s += e * e;
+    for (double& e : a) e /= std::sqrt(s);
+  };
+  normalise(u);
+  double uv = 0.0;
+  for (int64_t j = 0; j < l; ++j) uv += u[j] * v[j];
+  for (int64_t j = 0; j < l; ++j) v[j] -= uv * u[j];
+  normalise(v);
+  Tensor x = Tensor::empty({n, k});
+  for (int64_t i = 0; i < n; ++i) {
+    const double a = 3.0 * rng.normal(), b = rng.normal(), c = 2.0 * rng.normal();
+    for (int64_t j = 0; j < l; ++j) {
+      x[i * k + j] = static_cast<float>(a * u[j] + b * v[j] + 0.01 * rng.normal());
+      x[i * k + l + j] = static_cast<float>((j == 2 ? c : 0.0) + 0.01 * rng.normal());
+    }
+  }
+  auto h = reuse::make_hasher(settings("pca", l, 3), k);
+  auto random = h->projections(0);
+  h->prepare(x.data(), n, k, false);
+  auto r0 = h->projections(0), r1 = h->projections(1);
+  auto column_dot = [&](const std::vector<float>& r, int64_t q, const std::vector<double>& d) {
+    double s = 0.0;
+    for (int64_t j = 0; j < l; ++j) s += r[j * 3 + q] * d[j];
+    return s;
+  };
+  CHECK(std::fabs(column_dot(r0, 0, u)) > 0.999);  // largest variance first
+  CHECK(std::fabs(column_dot(r0, 1, v)) > 0.999);
+  CHECK(std::fabs(r1[2 * 3 + 0]) > 0.999);          // block 1: e_2
+  CHECK(r0 != random);
+  // Unit-norm, orthogonal columns.
+  for (int64_t p = 0; p < 3; ++p)
+    for (int64_t q = 0; q < 3; ++q) {
+      double s = 0.0;
+      for (int64_t j = 0; j < l; ++j) s += double(r0[j * 3 + p]) * r0[j * 3 + q];
+      CHECK(s == doctest::Approx(p == q ? 1.0 : 0.0).epsilon(1e-5));
+    }
+  // A frozen hasher (cross-batch scope) keeps its directions.
+  Tensor other = redundant_rows(n, k, l, 3);
+  h->prepare(other.data(), n, k, true);
+  CHECK(h->projections(0) == r0);
+  h->prepare(other.data(), n, k, false);
+  CHECK(h->projections(0) != r0);
+}
+
+TEST_CASE("the width sample does not alias with the image layout") {
+  // Rows in "images" of 256 (CifarNet conv2: 16 x 16 output pixels): the
+  // first 16 rows of each are faint border (norm 2), the rest strong (norm
+  // 20). With one sample run per 256 rows, runs at a fixed offset would see
+  // only borders (or only interiors); the estimate must see both in
+  // proportion: RMS = sqrt((16 * 4 + 240 * 400) / 256) = 19.37.
+  const int64_t n = 128 * 256, k = 4;
+  Tensor x = Tensor::empty({n, k});
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < k; ++j) x[i * k + j] = (i % 256) < 16 ? 1.0f : 10.0f;
+  for (std::string hash : {"qproj", "pca"}) {
+    CAPTURE(hash);
+    auto st = settings(hash, k, 4);
+    st.width = 1.0;
+    auto h = reuse::make_hasher(st, k);
+    h->prepare(x.data(), n, k, false);
+    CHECK(h->bucket_width(0) == doctest::Approx(19.37).epsilon(0.1));
   }
 }

@@ -37,7 +37,7 @@ TEST_CASE("bad reuse settings name the layer and the key") {
   CHECK_THROWS_WITH(reuse::settings_from_json(core::Json{{"H", 0}}, d, w),
                     "model.layers[3].reuse: key 'H' must be in 1..32, got 0");
   CHECK_THROWS_WITH(reuse::settings_from_json(core::Json{{"hash", "simhash"}}, d, w),
-                    "model.layers[3].reuse: key 'hash' must be \"sign\", \"qproj\" or \"signnorm\", "
+                    "model.layers[3].reuse: key 'hash' must be \"sign\", \"qproj\", \"signnorm\" or \"pca\", "
                     "got \"simhash\"");
   CHECK_THROWS_WITH(reuse::settings_from_json(core::Json{{"dx", "approx"}}, d, w),
                     "model.layers[3].reuse: key 'dx' must be \"cluster\" or \"exact\", got \"approx\"");

@@ -1,0 +1,52 @@
+// top_eigenvectors against a matrix built from known eigenpairs.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <stdexcept>
+#include <vector>
+
+#include "core/rng.h"
+#include "core/symmetric_eigen.h"
+
+using namespace deja;
+
+TEST_CASE("top_eigenvectors recovers known eigenpairs, largest first") {
+  // A = Q diag(d) Q^T with Q from Gram-Schmidt on random vectors.
+  const int64_t n = 7;
+  core::Rng rng(3, 1);
+  std::vector<double> q(n * n);
+  for (auto& v : q) v = rng.normal();
+  for (int64_t e = 0; e < n; ++e) {  // rows of q become orthonormal
+    for (int64_t f = 0; f < e; ++f) {
+      double dot = 0.0;
+      for (int64_t j = 0; j < n; ++j) dot += q[e * n + j] * q[f * n + j];
+      for (int64_t j = 0; j < n; ++j) q[e * n + j] -= dot * q[f * n + j];
+    }
+    double norm = 0.0;
+    for (int64_t j = 0; j < n; ++j) norm += q[e * n + j] * q[e * n + j];
+    for (int64_t j = 0; j < n; ++j) q[e * n + j] /= std::sqrt(norm);
+  }
+  const std::vector<double> d = {0.5, 9.0, -2.0, 4.0, 1.0, 0.0, 6.0};
+  std::vector<double> a(n * n, 0.0);
+  for (int64_t e = 0; e < n; ++e)
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j) a[i * n + j] += d[e] * q[e * n + i] * q[e * n + j];
+  auto eig = core::top_eigenvectors(a.data(), n, 3);
+  REQUIRE(eig.values.size() == 3);
+  CHECK(eig.values[0] == doctest::Approx(9.0));
+  CHECK(eig.values[1] == doctest::Approx(6.0));
+  CHECK(eig.values[2] == doctest::Approx(4.0));
+  const int64_t source[3] = {1, 6, 3};  // the rows of q with those eigenvalues
+  for (int64_t e = 0; e < 3; ++e) {
+    double dot = 0.0;
+    int64_t biggest = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      dot += eig.vectors[e * n + j] * q[source[e] * n + j];
+      if (std::fabs(eig.vectors[e * n + j]) > std::fabs(eig.vectors[e * n + biggest])) biggest = j;
+    }
+    CHECK(std::fabs(dot) == doctest::Approx(1.0).epsilon(1e-9));
+    CHECK(eig.vectors[e * n + biggest] > 0.0);  // sign convention
+  }
+  CHECK_THROWS_AS(core::top_eigenvectors(a.data(), n, 0), std::invalid_argument);
+  CHECK_THROWS_AS(core::top_eigenvectors(a.data(), n, n + 1), std::invalid_argument);
+}
