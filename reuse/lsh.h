@@ -3,7 +3,7 @@
 // last block of a row is shorter when L does not divide K, which is the same
 // as zero padding) onto H directions R [L x H] and turns the projections into
 // a 64-bit key. R is random Gaussian, one matrix per layer and seed shared by
-// all blocks, except for "pca":
+// all blocks, except for "pca", which fits one per block:
 //   "sign"     : bit h = (x.r_h >= 0): the papers' hyperplanes, direction only;
 //   "qproj"    : q_h = floor(x.a_h / w + b_h), a_h unit-norm, b_h ~ U[0,1),
 //                w = width * (RMS norm of the block's non-zero sub-vectors,
@@ -16,9 +16,12 @@
 //                width). Quantising along the directions where the data
 //                varies most leaves clusters whose spread lies in the
 //                low-variance directions: at equal r_c, the error of Y on
-//                CifarNet conv2 drops by about a third against random ones.
+//                CifarNet conv2 drops by up to a third against random ones
+//                and inference keeps more accuracy; but CifarNet trains
+//                worse on it than on qproj at equal r_c, so training uses
+//                qproj (docs/perf-notes.md, "Round 8").
 // All-zero sub-vectors get kZeroKey, which no other sub-vector gets.
-// Limits: qproj/signnorm keys are 64-bit mixes, so two different projection
+// Limits: qproj/signnorm/pca keys are 64-bit mixes, so two different projection
 // tuples collide with probability ~2^-64 per pair (ignored).
 #pragma once
 
