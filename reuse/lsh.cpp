@@ -330,6 +330,74 @@ class QprojHasher final : public Hasher {
   std::vector<uint32_t> mult_;  // [2][32]: two multiplier sets, zero past H
 };
 
+// The `count` leading eigenvectors of the symmetric len x len matrix c
+// (row-major), refined from the current directions (column e of r, rows
+// hp apart): kRefineSteps steps of subspace iteration Q <- orth(C Q), then
+// a Rayleigh-Ritz rotation (the eigenvectors of Q^T C Q) so the directions
+// come out ordered by variance with the same sign convention as
+// core::top_eigenvectors. Returns [count][len]. From a good start (last
+// batch's directions) a few steps suffice; the test compares against the
+// full solve.
+std::vector<double> refine_directions(const double* c, int64_t len, const float* r, int64_t hp,
+                                      int64_t count) {
+  constexpr int kRefineSteps = 3;
+  std::vector<double> q(static_cast<size_t>(count * len)), z(q.size());  // row e = direction e
+  for (int64_t e = 0; e < count; ++e)
+    for (int64_t j = 0; j < len; ++j) q[e * len + j] = r[j * hp + e];
+  auto multiply = [&](const std::vector<double>& in, std::vector<double>& out) {  // out_e = C in_e
+    for (int64_t e = 0; e < count; ++e)
+      for (int64_t i = 0; i < len; ++i) {
+        double sum = 0.0;
+        for (int64_t j = 0; j < len; ++j) sum += c[i * len + j] * in[e * len + j];
+        out[e * len + i] = sum;
+      }
+  };
+  auto orthonormalise = [&](std::vector<double>& v) {  // modified Gram-Schmidt, twice
+    for (int pass = 0; pass < 2; ++pass)
+      for (int64_t e = 0; e < count; ++e) {
+        double* ve = v.data() + e * len;
+        for (int64_t f = 0; f < e; ++f) {
+          const double* vf = v.data() + f * len;
+          double dot = 0.0;
+          for (int64_t j = 0; j < len; ++j) dot += ve[j] * vf[j];
+          for (int64_t j = 0; j < len; ++j) ve[j] -= dot * vf[j];
+        }
+        double norm = 0.0;
+        for (int64_t j = 0; j < len; ++j) norm += ve[j] * ve[j];
+        if (!(norm > 1e-300)) throw std::runtime_error("refine_directions: rank-deficient start");
+        const double inv = 1.0 / std::sqrt(norm);
+        for (int64_t j = 0; j < len; ++j) ve[j] *= inv;
+      }
+  };
+  orthonormalise(q);
+  for (int step = 0; step < kRefineSteps; ++step) {
+    multiply(q, z);
+    orthonormalise(z);
+    q.swap(z);
+  }
+  multiply(q, z);  // z_e = C q_e; B = Q^T C Q
+  std::vector<double> b(static_cast<size_t>(count * count));
+  for (int64_t e = 0; e < count; ++e)
+    for (int64_t f = 0; f < count; ++f) {
+      double dot = 0.0;
+      for (int64_t j = 0; j < len; ++j) dot += q[e * len + j] * z[f * len + j];
+      b[e * count + f] = dot;
+    }
+  const core::Eigenvectors small = core::top_eigenvectors(b.data(), count, count);
+  std::vector<double> out(q.size(), 0.0);
+  for (int64_t e = 0; e < count; ++e) {
+    double* oe = out.data() + e * len;
+    for (int64_t f = 0; f < count; ++f)
+      for (int64_t j = 0; j < len; ++j) oe[j] += small.vectors[e * count + f] * q[f * len + j];
+    int64_t biggest = 0;
+    for (int64_t j = 1; j < len; ++j)
+      if (std::fabs(oe[j]) > std::fabs(oe[biggest])) biggest = j;
+    if (oe[biggest] < 0.0)
+      for (int64_t j = 0; j < len; ++j) oe[j] = -oe[j];
+  }
+  return out;
+}
+
 // Where sample run j of `runs` starts: inside the j-th of `runs` equal
 // stretches of the batch, at the fractional part of (j + 1) x the golden
 // ratio of the way in, on a multiple of run_rows (a run that straddles two
@@ -478,6 +546,7 @@ void Hasher::prepare(const core::RowSource& x, bool freeze) {
 
 void Hasher::fit_principal_directions(const std::vector<float>& moments, int64_t chunks) {
   const int64_t block_area = l_ * l_;
+  fitted_.resize(static_cast<size_t>(blocks_), 0);
   core::parallel_for(blocks_, [&](int64_t s0, int64_t s1) {
     std::vector<double> second(static_cast<size_t>(block_area));
     for (int64_t s = s0; s < s1; ++s) {
@@ -491,18 +560,20 @@ void Hasher::fit_principal_directions(const std::vector<float>& moments, int64_t
       for (int64_t j = 0; j < len; ++j) trace += second[j * len + j];
       if (!(trace > 0.0)) continue;  // no non-zero sub-vector in the sample: keep the directions
       const int64_t count = std::min(h_, len);
-      core::Eigenvectors eig;
+      float* r = r_.data() + s * l_ * hp_;
+      std::vector<double> directions;  // [count][len]
       try {
-        eig = core::top_eigenvectors(second.data(), len, count);
+        directions = fitted_[s] ? refine_directions(second.data(), len, r, hp_, count)
+                                : core::top_eigenvectors(second.data(), len, count).vectors;
       } catch (const std::runtime_error&) {
         continue;  // LAPACK did not converge: the previous directions still hash consistently
       }
       // Directions past the block's rank (H > len) project to zero: a constant
       // coordinate of the key, as a padded lane is.
-      float* r = r_.data() + s * l_ * hp_;
       std::fill(r, r + l_ * hp_, 0.0f);
       for (int64_t e = 0; e < count; ++e)
-        for (int64_t j = 0; j < len; ++j) r[j * hp_ + e] = static_cast<float>(eig.vectors[e * len + j]);
+        for (int64_t j = 0; j < len; ++j) r[j * hp_ + e] = static_cast<float>(directions[e * len + j]);
+      fitted_[s] = 1;
     }
   });
 }

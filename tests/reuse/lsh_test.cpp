@@ -314,3 +314,47 @@ TEST_CASE("the width sample does not alias with the image layout") {
     CHECK(h->bucket_width(0) == doctest::Approx(19.37).epsilon(0.1));
   }
 }
+
+TEST_CASE("pca refits from the last batch's directions agree with a full solve") {
+  // Rows with variances 64, 16, 4, 1 along four orthonormal directions and a
+  // little isotropic noise; the second batch turns the directions a bit
+  // (what a training or evaluation step does to the activations).
+  const int64_t n = 2048, l = 10, k = 20, h = 4;
+  core::Rng rng(21, 4);
+  auto batch = [&](double turn) {
+    std::vector<std::vector<double>> dirs(4, std::vector<double>(l, 0.0));
+    for (int64_t e = 0; e < 4; ++e) {
+      dirs[e][e] = std::cos(turn);
+      dirs[e][e + 4] = std::sin(turn);
+    }
+    Tensor x = Tensor::empty({n, k});
+    const double sd[4] = {8.0, 4.0, 2.0, 1.0};
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t b = 0; b < 2; ++b) {
+        double a[4];
+        for (int64_t e = 0; e < 4; ++e) a[e] = sd[e] * rng.normal();
+        for (int64_t j = 0; j < l; ++j) {
+          double v = 0.05 * rng.normal();
+          for (int64_t e = 0; e < 4; ++e) v += a[e] * dirs[e][j];
+          x[i * k + b * l + j] = static_cast<float>(v);
+        }
+      }
+    return x;
+  };
+  Tensor first = batch(0.0), second = batch(0.3);
+  auto warm = reuse::make_hasher(settings("pca", l, h), k);
+  auto cold = reuse::make_hasher(settings("pca", l, h), k);
+  warm->prepare(first.data(), n, k, false);
+  warm->prepare(second.data(), n, k, false);  // refined from the first batch's directions
+  cold->prepare(second.data(), n, k, false);  // full solve
+  for (int64_t b = 0; b < 2; ++b) {
+    auto rw = warm->projections(b), rc = cold->projections(b);
+    for (int64_t e = 0; e < h; ++e) {
+      double dot = 0.0;
+      for (int64_t j = 0; j < l; ++j) dot += double(rw[j * h + e]) * rc[j * h + e];
+      CAPTURE(b);
+      CAPTURE(e);
+      CHECK(dot > 0.999);  // same direction, same sign convention
+    }
+  }
+}
