@@ -131,7 +131,7 @@ Outputs run(const ReuseSettings& s, const Tensor& x, const Tensor& w, const Tens
 }  // namespace
 
 TEST_CASE("every row its own cluster: reuse equals dense") {
-  for (std::string hash : {"sign", "qproj", "signnorm"}) {
+  for (std::string hash : {"sign", "qproj", "signnorm", "pca"}) {
     CAPTURE(hash);
     const int64_t n = 24, k = 23, m = 7;
     Tensor x = random_tensor({n, k}, 1), w = random_tensor({m, k}, 2), dy = random_tensor({n, m}, 3);
@@ -170,7 +170,7 @@ TEST_CASE("identical rows: one cluster per block and exact forward and dW") {
 }
 
 TEST_CASE("random data: forward, dW and both dX modes equal the plain clustered computation") {
-  for (std::string hash : {"sign", "qproj", "signnorm"}) {
+  for (std::string hash : {"sign", "qproj", "signnorm", "pca"}) {
     for (int64_t h : {1, 3, 32}) {
       CAPTURE(hash);
       CAPTURE(h);
@@ -332,7 +332,7 @@ TEST_CASE("analytic reuse gradients match finite differences of the clustered fo
 TEST_CASE("one row and zero rows are handled") {
   const int64_t k = 11, m = 3;
   Tensor w = random_tensor({m, k}, 41);
-  for (std::string hash : {"sign", "qproj", "signnorm"}) {
+  for (std::string hash : {"sign", "qproj", "signnorm", "pca"}) {
     Tensor x1 = random_tensor({1, k}, 42), dy1 = random_tensor({1, m}, 43);
     reuse::ReuseProduct p(settings(hash, 4, 8));
     auto e = reuse::compare_to_dense(p, x1, w, dy1);
