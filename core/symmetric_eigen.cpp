@@ -1,5 +1,6 @@
 #include "core/symmetric_eigen.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -14,6 +15,50 @@ void dsyevr_(const char* jobz, const char* range, const char* uplo, const int* n
 }
 
 namespace deja::core {
+
+namespace {
+
+// The sign convention of both solvers: v's largest-magnitude component is positive.
+void orient(double* v, int64_t n) {
+  int64_t biggest = 0;
+  for (int64_t j = 1; j < n; ++j)
+    if (std::fabs(v[j]) > std::fabs(v[biggest])) biggest = j;
+  if (v[biggest] < 0.0)
+    for (int64_t j = 0; j < n; ++j) v[j] = -v[j];
+}
+
+// out_e = A in_e for the `count` rows of `in` (A symmetric n x n, row-major).
+void multiply_rows(const double* a, int64_t n, const std::vector<double>& in, int64_t count,
+                   std::vector<double>& out) {
+  for (int64_t e = 0; e < count; ++e)
+    for (int64_t i = 0; i < n; ++i) {
+      double sum = 0.0;
+      for (int64_t j = 0; j < n; ++j) sum += a[i * n + j] * in[e * n + j];
+      out[e * n + i] = sum;
+    }
+}
+
+// Modified Gram-Schmidt over the rows, twice (the second pass mops up the
+// first's rounding).
+void orthonormalise_rows(std::vector<double>& v, int64_t n, int64_t count) {
+  for (int pass = 0; pass < 2; ++pass)
+    for (int64_t e = 0; e < count; ++e) {
+      double* ve = v.data() + e * n;
+      for (int64_t f = 0; f < e; ++f) {
+        const double* vf = v.data() + f * n;
+        double dot = 0.0;
+        for (int64_t j = 0; j < n; ++j) dot += ve[j] * vf[j];
+        for (int64_t j = 0; j < n; ++j) ve[j] -= dot * vf[j];
+      }
+      double norm = 0.0;
+      for (int64_t j = 0; j < n; ++j) norm += ve[j] * ve[j];
+      if (!(norm > 1e-300)) throw std::runtime_error("refine_top_eigenvectors: rank-deficient start");
+      const double inv = 1.0 / std::sqrt(norm);
+      for (int64_t j = 0; j < n; ++j) ve[j] *= inv;
+    }
+}
+
+}  // namespace
 
 Eigenvectors top_eigenvectors(const double* a, int64_t n, int64_t count) {
   if (n < 1 || count < 1 || count > n)
@@ -38,13 +83,42 @@ Eigenvectors top_eigenvectors(const double* a, int64_t n, int64_t count) {
   out.vectors.resize(static_cast<size_t>(count * n));
   for (int64_t e = 0; e < count; ++e) {
     const int64_t src = count - 1 - e;  // dsyevr returns ascending order
-    const double* v = z.data() + src * n;
-    int64_t biggest = 0;
-    for (int64_t j = 1; j < n; ++j)
-      if (std::fabs(v[j]) > std::fabs(v[biggest])) biggest = j;
-    const double sign = v[biggest] < 0.0 ? -1.0 : 1.0;
     out.values[e] = w[src];
-    for (int64_t j = 0; j < n; ++j) out.vectors[e * n + j] = sign * v[j];
+    std::copy(z.data() + src * n, z.data() + (src + 1) * n, out.vectors.data() + e * n);
+    orient(out.vectors.data() + e * n, n);
+  }
+  return out;
+}
+
+Eigenvectors refine_top_eigenvectors(const double* a, int64_t n, const std::vector<double>& start,
+                                     int64_t count, int steps) {
+  if (n < 1 || count < 1 || count > n || static_cast<int64_t>(start.size()) != count * n)
+    throw std::invalid_argument("refine_top_eigenvectors: need 1 <= count <= n and a [count][n] start, got n = " +
+                                std::to_string(n) + ", count = " + std::to_string(count));
+  std::vector<double> q = start, z(q.size());
+  orthonormalise_rows(q, n, count);
+  for (int step = 0; step < steps; ++step) {
+    multiply_rows(a, n, q, count, z);
+    orthonormalise_rows(z, n, count);
+    q.swap(z);
+  }
+  multiply_rows(a, n, q, count, z);  // B = Q^T A Q, count x count
+  std::vector<double> b(static_cast<size_t>(count * count));
+  for (int64_t e = 0; e < count; ++e)
+    for (int64_t f = 0; f < count; ++f) {
+      double dot = 0.0;
+      for (int64_t j = 0; j < n; ++j) dot += q[e * n + j] * z[f * n + j];
+      b[e * count + f] = dot;
+    }
+  const Eigenvectors small = top_eigenvectors(b.data(), count, count);
+  Eigenvectors out;
+  out.values = small.values;
+  out.vectors.assign(q.size(), 0.0);
+  for (int64_t e = 0; e < count; ++e) {
+    double* oe = out.vectors.data() + e * n;
+    for (int64_t f = 0; f < count; ++f)
+      for (int64_t j = 0; j < n; ++j) oe[j] += small.vectors[e * count + f] * q[f * n + j];
+    orient(oe, n);
   }
   return out;
 }

@@ -10,6 +10,7 @@
 #include <bit>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <stdexcept>
 
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
@@ -330,74 +331,6 @@ class QprojHasher final : public Hasher {
   std::vector<uint32_t> mult_;  // [2][32]: two multiplier sets, zero past H
 };
 
-// The `count` leading eigenvectors of the symmetric len x len matrix c
-// (row-major), refined from the current directions (column e of r, rows
-// hp apart): kRefineSteps steps of subspace iteration Q <- orth(C Q), then
-// a Rayleigh-Ritz rotation (the eigenvectors of Q^T C Q) so the directions
-// come out ordered by variance with the same sign convention as
-// core::top_eigenvectors. Returns [count][len]. From a good start (last
-// batch's directions) a few steps suffice; the test compares against the
-// full solve.
-std::vector<double> refine_directions(const double* c, int64_t len, const float* r, int64_t hp,
-                                      int64_t count) {
-  constexpr int kRefineSteps = 3;
-  std::vector<double> q(static_cast<size_t>(count * len)), z(q.size());  // row e = direction e
-  for (int64_t e = 0; e < count; ++e)
-    for (int64_t j = 0; j < len; ++j) q[e * len + j] = r[j * hp + e];
-  auto multiply = [&](const std::vector<double>& in, std::vector<double>& out) {  // out_e = C in_e
-    for (int64_t e = 0; e < count; ++e)
-      for (int64_t i = 0; i < len; ++i) {
-        double sum = 0.0;
-        for (int64_t j = 0; j < len; ++j) sum += c[i * len + j] * in[e * len + j];
-        out[e * len + i] = sum;
-      }
-  };
-  auto orthonormalise = [&](std::vector<double>& v) {  // modified Gram-Schmidt, twice
-    for (int pass = 0; pass < 2; ++pass)
-      for (int64_t e = 0; e < count; ++e) {
-        double* ve = v.data() + e * len;
-        for (int64_t f = 0; f < e; ++f) {
-          const double* vf = v.data() + f * len;
-          double dot = 0.0;
-          for (int64_t j = 0; j < len; ++j) dot += ve[j] * vf[j];
-          for (int64_t j = 0; j < len; ++j) ve[j] -= dot * vf[j];
-        }
-        double norm = 0.0;
-        for (int64_t j = 0; j < len; ++j) norm += ve[j] * ve[j];
-        if (!(norm > 1e-300)) throw std::runtime_error("refine_directions: rank-deficient start");
-        const double inv = 1.0 / std::sqrt(norm);
-        for (int64_t j = 0; j < len; ++j) ve[j] *= inv;
-      }
-  };
-  orthonormalise(q);
-  for (int step = 0; step < kRefineSteps; ++step) {
-    multiply(q, z);
-    orthonormalise(z);
-    q.swap(z);
-  }
-  multiply(q, z);  // z_e = C q_e; B = Q^T C Q
-  std::vector<double> b(static_cast<size_t>(count * count));
-  for (int64_t e = 0; e < count; ++e)
-    for (int64_t f = 0; f < count; ++f) {
-      double dot = 0.0;
-      for (int64_t j = 0; j < len; ++j) dot += q[e * len + j] * z[f * len + j];
-      b[e * count + f] = dot;
-    }
-  const core::Eigenvectors small = core::top_eigenvectors(b.data(), count, count);
-  std::vector<double> out(q.size(), 0.0);
-  for (int64_t e = 0; e < count; ++e) {
-    double* oe = out.data() + e * len;
-    for (int64_t f = 0; f < count; ++f)
-      for (int64_t j = 0; j < len; ++j) oe[j] += small.vectors[e * count + f] * q[f * len + j];
-    int64_t biggest = 0;
-    for (int64_t j = 1; j < len; ++j)
-      if (std::fabs(oe[j]) > std::fabs(oe[biggest])) biggest = j;
-    if (oe[biggest] < 0.0)
-      for (int64_t j = 0; j < len; ++j) oe[j] = -oe[j];
-  }
-  return out;
-}
-
 // Where sample run j of `runs` starts: inside the j-th of `runs` equal
 // stretches of the batch, at the fractional part of (j + 1) x the golden
 // ratio of the way in, on a multiple of run_rows (a run that straddles two
@@ -496,7 +429,8 @@ void Hasher::prepare(const core::RowSource& x, bool freeze) {
   const int64_t chunks = std::min<int64_t>(8, runs);
   const int64_t block_area = l_ * l_;
   std::vector<float> moments(per_block_ ? static_cast<size_t>(chunks * blocks_ * block_area) : 0);
-  core::SerialBlasScope serial;  // one small GEMM per block and thread
+  std::optional<core::SerialBlasScope> serial;  // pca: one small GEMM (and eigen solve) per block and thread
+  if (per_block_) serial.emplace();
   core::parallel_for(chunks, [&](int64_t c0, int64_t c1) {
     std::vector<float> buffer;
     for (int64_t c = c0; c < c1; ++c) {
@@ -545,6 +479,7 @@ void Hasher::prepare(const core::RowSource& x, bool freeze) {
 }
 
 void Hasher::fit_principal_directions(const std::vector<float>& moments, int64_t chunks) {
+  constexpr int kRefineSteps = 3;  // the test compares against the full solve
   const int64_t block_area = l_ * l_;
   fitted_.resize(static_cast<size_t>(blocks_), 0);
   core::parallel_for(blocks_, [&](int64_t s0, int64_t s1) {
@@ -563,8 +498,14 @@ void Hasher::fit_principal_directions(const std::vector<float>& moments, int64_t
       float* r = r_.data() + s * l_ * hp_;
       std::vector<double> directions;  // [count][len]
       try {
-        directions = fitted_[s] ? refine_directions(second.data(), len, r, hp_, count)
-                                : core::top_eigenvectors(second.data(), len, count).vectors;
+        if (fitted_[s]) {  // from the last batch's directions (column e of r)
+          std::vector<double> start(static_cast<size_t>(count * len));
+          for (int64_t e = 0; e < count; ++e)
+            for (int64_t j = 0; j < len; ++j) start[e * len + j] = r[j * hp_ + e];
+          directions = core::refine_top_eigenvectors(second.data(), len, start, count, kRefineSteps).vectors;
+        } else {
+          directions = core::top_eigenvectors(second.data(), len, count).vectors;
+        }
       } catch (const std::runtime_error&) {
         continue;  // LAPACK did not converge: the previous directions still hash consistently
       }
