@@ -25,23 +25,27 @@ TEST_CASE("transpose matches the plain loop for full blocks, edges and strides")
 }
 
 TEST_CASE("transpose_rows reads scattered rows, repeated rows included") {
-  // 8 distinct source rows of 50 floats, picked in a scrambled order with
-  // repeats (as cluster ids pick per-cluster rows), 37 and 48 rows (full
-  // 16-row slabs, a tail, and the 2 columns past the last full block).
-  std::vector<float> table(8 * 50);
-  for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<float>(i) * 0.25f + 1.0f;
-  for (const int64_t count : {int64_t{37}, int64_t{48}}) {
-    std::vector<const float*> rows(static_cast<size_t>(count));
-    std::vector<float> gathered(static_cast<size_t>(count * 50));
-    for (int64_t i = 0; i < count; ++i) {
-      rows[i] = table.data() + ((i * 5 + 3) % 8) * 50;
-      for (int64_t j = 0; j < 50; ++j) gathered[i * 50 + j] = rows[i][j];
+  // 8 distinct source rows, picked in a scrambled order with repeats (as
+  // cluster ids pick per-cluster rows); 37 and 48 rows (full 16-row slabs
+  // and a tail); 50 columns (a ragged right edge done by an overlapping
+  // block), 16 and 17 (one block, one block plus one column), 5 (no block).
+  for (const int64_t cols : {int64_t{50}, int64_t{16}, int64_t{17}, int64_t{5}}) {
+    std::vector<float> table(static_cast<size_t>(8 * cols));
+    for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<float>(i) * 0.25f + 1.0f;
+    for (const int64_t count : {int64_t{37}, int64_t{48}}) {
+      std::vector<const float*> rows(static_cast<size_t>(count));
+      std::vector<float> gathered(static_cast<size_t>(count * cols));
+      for (int64_t i = 0; i < count; ++i) {
+        rows[i] = table.data() + ((i * 5 + 3) % 8) * cols;
+        for (int64_t j = 0; j < cols; ++j) gathered[i * cols + j] = rows[i][j];
+      }
+      const int64_t ldd = count + 2;
+      std::vector<float> fast(static_cast<size_t>(cols * ldd), -1.0f), plain(fast);
+      deja::core::transpose_rows(rows.data(), count, cols, fast.data(), ldd);
+      transpose_plain(gathered.data(), count, cols, cols, plain.data(), ldd);
+      CAPTURE(cols);
+      CAPTURE(count);
+      CHECK(fast == plain);
     }
-    const int64_t ldd = count + 2;
-    std::vector<float> fast(static_cast<size_t>(50 * ldd), -1.0f), plain(fast);
-    deja::core::transpose_rows(rows.data(), count, 50, fast.data(), ldd);
-    transpose_plain(gathered.data(), count, 50, 50, plain.data(), ldd);
-    CAPTURE(count);
-    CHECK(fast == plain);
   }
 }
