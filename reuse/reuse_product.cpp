@@ -325,7 +325,7 @@ void ReuseProduct::dense_forward_rows(const core::RowSource& x, const core::Tens
 void ReuseProduct::cluster_forward(const Clustering& c, const core::Tensor& w, float* yd) {
   const int64_t n = c.rows, k = c.k, m = w.size(0), l = c.L;
   if (c.blocks == 0) std::fill(yd, yd + n * m, 0.0f);
-  std::vector<float>& products = products_;  // kept across calls: no page faults per step
+  core::AlignedVector<float>& products = products_;  // kept across calls: no page faults per step
   core::Stopwatch watch;
   for (auto [g0, g1] : block_groups(c, m)) {
     const int64_t base = c.offset[g0];
@@ -414,9 +414,9 @@ void ReuseProduct::backward_impl(core::ProductSaved& saved_base, const core::Ten
   const float* dyd = dy.data();
   const int threads = core::num_threads();
   // Work buffers kept across calls (no page faults or zeroing per step).
-  std::vector<std::vector<float>>& partial = partial_;
+  std::vector<core::AlignedVector<float>>& partial = partial_;
   partial.resize(static_cast<size_t>(threads));
-  std::vector<float>& seg = seg_;
+  core::AlignedVector<float>& seg = seg_;
   std::vector<float>& dxc = dxc_;
   // Per-cluster input gradients of all blocks (total clusters x L: a few MB
   // at most), so dX is written in one row-major pass at the end: each dX
@@ -430,7 +430,7 @@ void ReuseProduct::backward_impl(core::ProductSaved& saved_base, const core::Ten
     // row ranges, then a fixed-order reduction (reproducible per thread count).
     watch.restart();
     core::parallel_for_indexed(n, [&](int t, int64_t r0, int64_t r1) {
-      std::vector<float>& g = partial[t];
+      core::AlignedVector<float>& g = partial[t];
       g.assign(static_cast<size_t>(count * m), 0.0f);
       std::vector<float*> rows(static_cast<size_t>(c.blocks));
       for (int64_t s = g0; s < g1; ++s) rows[s] = g.data() + (c.offset[s] - base) * m;

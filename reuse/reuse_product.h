@@ -10,8 +10,10 @@
 #pragma once
 
 #include <memory>
+
 #include <vector>
 
+#include "core/aligned_vector.h"
 #include "core/product.h"
 #include "reuse/settings.h"
 
@@ -59,8 +61,10 @@ class ReuseProduct final : public core::Product {
   double last_remaining_ratio_ = 1.0;
   // Work buffers of forward (per-cluster products) and backward (per-thread
   // segment sums, their reduction, per-cluster input gradients).
-  std::vector<float> products_, seg_, dxc_;
-  std::vector<std::vector<float>> partial_;
+  // Rows of M floats (products, segment sums) start on cache lines.
+  core::AlignedVector<float> products_, seg_;
+  std::vector<float> dxc_;
+  std::vector<core::AlignedVector<float>> partial_;
   int64_t last_clusters_per_block_ = 0;  // table size hint for the next forward
 };
 
