@@ -6,6 +6,11 @@
 #include <cstring>
 #include <stdexcept>
 
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
+#include "core/aligned_vector.h"
 #include "core/parallel.h"
 #include "core/stopwatch.h"
 #include "core/transpose.h"
@@ -27,16 +32,20 @@ struct BlockTable {
   std::vector<uint64_t> slot_key;
   std::vector<int32_t> slot_id;
   int shift = 64;
-  std::vector<float> sums;  // [clusters][L]
+  // [clusters][row]: a cluster's sum starts on a cache line (row = L rounded
+  // up to 16 floats), so the per-row adds are whole, unsplit vectors.
+  core::AlignedVector<float> sums;
+  int64_t row = 0;
   std::vector<int32_t> counts;
   int32_t zero_id = -1;
 
   void init(int64_t expected, int64_t l) {
+    row = (l + 15) / 16 * 16;
     int64_t cap = 64;
     while (cap < 2 * expected) cap *= 2;
     rehash(cap);
     counts.reserve(static_cast<size_t>(expected));
-    sums.reserve(static_cast<size_t>((expected + expected / 4) * l));  // no regrowth copies at fine rungs
+    sums.reserve(static_cast<size_t>((expected + expected / 4) * row));  // no regrowth copies at fine rungs
   }
   void rehash(int64_t cap) {
     std::vector<uint64_t> old_key = std::move(slot_key);
@@ -64,15 +73,15 @@ struct BlockTable {
     slot_key[i] = key;
     slot_id[i] = id;
   }
-  int32_t new_cluster(int64_t l) {
+  int32_t new_cluster() {
     const auto id = static_cast<int32_t>(counts.size());
     counts.push_back(0);
-    sums.resize(sums.size() + static_cast<size_t>(l), 0.0f);
+    sums.resize(sums.size() + static_cast<size_t>(row), 0.0f);
     return id;
   }
-  int32_t find_or_add(uint64_t key, int64_t l) {
+  int32_t find_or_add(uint64_t key) {
     if (key == kZeroKey) {
-      if (zero_id < 0) zero_id = new_cluster(l);
+      if (zero_id < 0) zero_id = new_cluster();
       return zero_id;
     }
     const size_t mask = slot_key.size() - 1;
@@ -82,13 +91,29 @@ struct BlockTable {
       if (slot_key[i] == kZeroKey) break;
       i = (i + 1) & mask;
     }
-    const int32_t id = new_cluster(l);
+    const int32_t id = new_cluster();
     slot_key[i] = key;
     slot_id[i] = id;
     if (2 * counts.size() > slot_key.size()) rehash(2 * static_cast<int64_t>(slot_key.size()));
     return id;
   }
 };
+
+// sum[0, len) += v[0, len); sum is a table row (64-byte aligned, len rounded
+// up to 16 floats, the padding never read). With AVX-512 every store is a
+// whole aligned vector: the source's tail is loaded masked, so the padding
+// lanes add zero (masked stores are slow on some AVX-512 cores).
+inline void add_to_sum(float* __restrict sum, const float* __restrict v, int64_t len) {
+#ifdef __AVX512F__
+  for (int64_t j = 0; j < len; j += 16) {
+    const int64_t left = len - j;
+    const __mmask16 m = left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1u);
+    _mm512_store_ps(sum + j, _mm512_add_ps(_mm512_load_ps(sum + j), _mm512_maskz_loadu_ps(m, v + j)));
+  }
+#else
+  for (int64_t j = 0; j < len; ++j) sum[j] += v[j];
+#endif
+}
 
 }  // namespace
 
@@ -194,7 +219,7 @@ Clustering cluster_rows(const core::RowSource& source, const Hasher& hasher, dou
             // row i is added: at fine rungs the tables outgrow L2 and each
             // probe and sum would otherwise be a serial miss.
             int32_t ids[kChunkRows];
-            for (int64_t i = 0; i < std::min(kIdAhead, chunk); ++i) ids[i] = t.find_or_add(kk[i], l);
+            for (int64_t i = 0; i < std::min(kIdAhead, chunk); ++i) ids[i] = t.find_or_add(kk[i]);
             for (int64_t i = 0; i < chunk; ++i) {
               if (i < next_rows) {
                 for (int64_t j = 0; j < len; j += 16) __builtin_prefetch(next + i * ld + j);
@@ -202,17 +227,15 @@ Clustering cluster_rows(const core::RowSource& source, const Hasher& hasher, dou
               }
               if (i + kSlotAhead < chunk) t.prefetch_slot(kk[i + kSlotAhead]);
               if (i + kIdAhead < chunk) {
-                const int32_t ahead = t.find_or_add(kk[i + kIdAhead], l);
+                const int32_t ahead = t.find_or_add(kk[i + kIdAhead]);
                 ids[i + kIdAhead] = ahead;
-                __builtin_prefetch(t.sums.data() + static_cast<int64_t>(ahead) * l);
+                __builtin_prefetch(t.sums.data() + static_cast<int64_t>(ahead) * t.row);
               }
               const int32_t id = ids[i];
               out[i] = id;
               ++t.counts[id];
               if (kk[i] == kZeroKey) continue;  // adds nothing to the zero centroid
-              float* sum = t.sums.data() + static_cast<int64_t>(id) * l;
-              const float* v = xs + i * ld;
-              for (int64_t j = 0; j < len; ++j) sum[j] += v[j];
+              add_to_sum(t.sums.data() + static_cast<int64_t>(id) * t.row, xs + i * ld, len);
             }
           }
           my_cluster += watch.lap();
@@ -241,7 +264,7 @@ Clustering cluster_rows(const core::RowSource& source, const Hasher& hasher, dou
       std::copy(t.counts.begin(), t.counts.end(), c.count.begin() + base);
       for (int64_t id = 0; id < n; ++id) {
         const float inv = 1.0f / static_cast<float>(t.counts[id]);
-        const float* src = t.sums.data() + id * l;
+        const float* src = t.sums.data() + id * t.row;
         float* dst = c.centroid.data() + (base + id) * l;
         for (int64_t j = 0; j < l; ++j) dst[j] = src[j] * inv;
       }
