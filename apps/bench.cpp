@@ -114,7 +114,8 @@ void add_reuse_product_fields(core::Json& row, const ProductTiming& pr, const re
   row["err_dw"] = e.err_dw;
   row["err_dx"] = e.err_dx;
   row["overhead_ms"] = {{"hash", st.hash_s * 1e3 / calls}, {"cluster", st.cluster_s * 1e3 / calls},
-                        {"scatter", st.scatter_s * 1e3 / calls}, {"gemm", st.gemm_s * 1e3 / calls}};
+                        {"scatter", st.scatter_s * 1e3 / calls}, {"gemm", st.gemm_s * 1e3 / calls},
+                        {"lowering", st.lowering_s * 1e3 / calls}};
 }
 
 // Language models: per training window, the whole model (forward = embedding
@@ -400,17 +401,30 @@ int run(int argc, char** argv) {
       reuse_reuse_layers = rows[1]["reuse_ms"].get<double>();
     }
   }
+  // The engine's own passes (hash + cluster + scatter) and the layers'
+  // lowering (conv2d's im2col tiles and col2im, which dense does too), per
+  // forward + backward, summed over the reuse-enabled image layers.
+  double engine_ms = 0, lowering_ms = 0;
   for (const auto& r : lm_task ? core::Json::array() : rows) {
     dense_total += r["dense_ms"].get<double>();
     reuse_total += r.value("reuse_ms", r["dense_ms"].get<double>());
     if (r.value("reuse", false)) {
       dense_reuse_layers += r["dense_ms"].get<double>();
       reuse_reuse_layers += r["reuse_ms"].get<double>();
+      if (r.contains("overhead_ms")) {
+        const core::Json& o = r["overhead_ms"];
+        engine_ms += o["hash"].get<double>() + o["cluster"].get<double>() + o["scatter"].get<double>();
+        lowering_ms += o["lowering"].get<double>();
+      }
     }
   }
   out["total_dense_ms"] = dense_total;
   out["total_ms"] = reuse_total;
   if (reuse_reuse_layers > 0) out["reuse_layers_speedup"] = dense_reuse_layers / reuse_reuse_layers;
+  if (engine_ms > 0) {
+    out["engine_share"] = engine_ms / dense_reuse_layers;
+    out["lowering_share"] = lowering_ms / dense_reuse_layers;
+  }
   if (args.count("out")) {
     std::ofstream f(args["out"].as<std::string>());
     if (!f) throw std::runtime_error("bench: cannot write '" + args["out"].as<std::string>() + "'");
@@ -449,6 +463,11 @@ int run(int argc, char** argv) {
   if (out.contains("reuse_layers_speedup"))
     std::cout << fmt::format("reuse-enabled layers: {:.2f}x faster than dense\n",
                              out["reuse_layers_speedup"].get<double>());
+  if (out.contains("engine_share"))
+    std::cout << fmt::format(
+        "hash + cluster + scatter: {:.1f}% of those layers' dense time (lowering: patch tiles and col2im, "
+        "which dense does too: {:.1f}%)\n",
+        100 * out["engine_share"].get<double>(), 100 * out["lowering_share"].get<double>());
   return 0;
 }
 

@@ -29,6 +29,10 @@ struct ProductStats {
   int64_t forward_calls = 0;
   double remaining_ratio_sum = 0.0;  // sum of r_c over forward calls
   double hash_s = 0.0, cluster_s = 0.0, gemm_s = 0.0, scatter_s = 0.0;
+  // A RowSource's tile fill and a RowSink's add (conv2d: im2col of the patch
+  // tiles, col2im of their gradient): the layer's own lowering, which its
+  // dense path does as well, so not part of hash/cluster/scatter.
+  double lowering_s = 0.0;
   double forward_s = 0.0, backward_s = 0.0;
   double mean_remaining_ratio() const {
     return forward_calls ? remaining_ratio_sum / forward_calls : 1.0;

@@ -134,7 +134,7 @@ Clustering cluster_rows(const float* x, int64_t rows, int64_t k, const Hasher& h
 }
 
 Clustering cluster_rows(const core::RowSource& source, const Hasher& hasher, double* hash_s,
-                        double* cluster_s, int64_t expected_clusters) {
+                        double* cluster_s, int64_t expected_clusters, double* lowering_s) {
   const int64_t rows = source.rows(), k = source.cols();
   if (hasher.k() != k)
     throw std::invalid_argument("cluster_rows: hasher built for K = " + std::to_string(hasher.k()) +
@@ -148,7 +148,7 @@ Clustering cluster_rows(const core::RowSource& source, const Hasher& hasher, dou
   c.assign.resize(static_cast<size_t>(blocks * rows));
   c.zero_id.assign(static_cast<size_t>(blocks), -1);
   std::vector<BlockTable> tables(static_cast<size_t>(blocks));
-  double t_hash = 0.0, t_cluster = 0.0;
+  double t_hash = 0.0, t_cluster = 0.0, t_lower = 0.0;
 
   // Blocks are handled in groups of adjacent blocks spanning ~kGroupColumns
   // columns: a group's slice of a row is a few whole cache lines, and the
@@ -162,7 +162,7 @@ Clustering cluster_rows(const core::RowSource& source, const Hasher& hasher, dou
     std::vector<uint64_t> keys(static_cast<size_t>(group * kChunkRows));
     std::vector<float> tile, tile_t;
     core::Stopwatch watch;
-    double my_hash = 0.0, my_cluster = 0.0;
+    double my_hash = 0.0, my_cluster = 0.0, my_lower = 0.0;
     for (int64_t g = g0; g < g1; ++g) {
       const int64_t b0 = g * group, b1 = std::min(blocks, b0 + group);
       const int64_t c0 = b0 * l, c1 = std::min(k, b1 * l);
@@ -183,6 +183,7 @@ Clustering cluster_rows(const core::RowSource& source, const Hasher& hasher, dou
           tile.resize(static_cast<size_t>(rows_t * ld));
           tile_t.resize(static_cast<size_t>(rows_t * ld));
           source.fill_kmajor(t0, rows_t, c0, c1, tile_t.data(), rows_t);
+          my_lower += watch.lap();
           core::transpose(tile_t.data(), ld, rows_t, rows_t, tile.data(), ld);
           tile_base = tile.data();
           my_hash += watch.lap();
@@ -245,6 +246,7 @@ Clustering cluster_rows(const core::RowSource& source, const Hasher& hasher, dou
     if (thread == 0) {
       t_hash = my_hash;
       t_cluster = my_cluster;
+      t_lower = my_lower;
     }
   });
 
@@ -273,6 +275,8 @@ Clustering cluster_rows(const core::RowSource& source, const Hasher& hasher, dou
     }
   });
   t_cluster += watch.seconds();
+  if (lowering_s) *lowering_s += t_lower;
+  else t_hash += t_lower;
   if (hash_s) *hash_s += t_hash;
   if (cluster_s) *cluster_s += t_cluster;
   return c;

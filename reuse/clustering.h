@@ -47,8 +47,11 @@ Clustering cluster_rows(const float* x, int64_t rows, int64_t k, const Hasher& h
                         double* hash_s = nullptr, double* cluster_s = nullptr,
                         int64_t expected_clusters = 0);
 // The same over rows that a RowSource produces tile by tile (read in place
-// when it has them in memory). Fill time counts as hashing.
+// when it has them in memory). The source's fills are added to *lowering_s
+// (thread 0's share) when given, else they count as hashing; making the
+// fills row-major for the centroid sums counts as hashing.
 Clustering cluster_rows(const core::RowSource& x, const Hasher& hasher, double* hash_s = nullptr,
-                        double* cluster_s = nullptr, int64_t expected_clusters = 0);
+                        double* cluster_s = nullptr, int64_t expected_clusters = 0,
+                        double* lowering_s = nullptr);
 
 }  // namespace deja::reuse

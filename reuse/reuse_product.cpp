@@ -280,7 +280,8 @@ std::unique_ptr<core::ProductSaved> ReuseProduct::forward_rows(const core::RowSo
     saved = std::make_unique<ReuseSaved>();
     saved->m = m;
     Clustering& c = saved->clustering;
-    c = cluster_rows(x, *hasher_, &stats_.hash_s, &stats_.cluster_s, last_clusters_per_block_);
+    c = cluster_rows(x, *hasher_, &stats_.hash_s, &stats_.cluster_s, last_clusters_per_block_,
+                     &stats_.lowering_s);
     last_clusters_per_block_ = c.blocks > 0 ? c.total_clusters() / c.blocks : 0;
     remaining_ratio = c.remaining_ratio();
   }
@@ -395,16 +396,24 @@ void ReuseProduct::backward_impl(core::ProductSaved& saved_base, const core::Ten
     core::Stopwatch g;
     const int64_t granule = std::max<int64_t>(1, sink->granule());
     core::SerialBlasScope serial;
-    core::parallel_for((n + granule - 1) / granule, [&](int64_t u0, int64_t u1) {
+    double lower = 0.0;  // thread 0's time in the sink (col2im)
+    core::parallel_for_indexed((n + granule - 1) / granule, [&](int thread, int64_t u0, int64_t u1) {
       std::vector<float> cols(static_cast<size_t>(kExactSinkRows * k));
+      core::Stopwatch sw;
+      double mine = 0.0;
       for (int64_t r = u0 * granule, count = 0; r < std::min(n, u1 * granule); r += count) {
         count = std::min({kExactSinkRows, n - r, granule - r % granule});
         core::gemm(core::Trans::Yes, core::Trans::Yes, k, count, m, 1.0f, w.data(), k,
                    dy.data() + r * m, m, 0.0f, cols.data(), count);
+        sw.restart();
         sink->add_kmajor(r, count, 0, k, cols.data(), count);
+        mine += sw.seconds();
       }
-    });
-    stats_.gemm_s += g.seconds();
+      if (thread == 0) lower = mine;
+    }, 1);
+    const double total_s = g.seconds();
+    stats_.lowering_s += std::min(lower, total_s);
+    stats_.gemm_s += total_s - std::min(lower, total_s);
   }
   const bool cluster_dx = (dx || sink) && !exact_dx;
   if (!dw && !cluster_dx) {
@@ -483,6 +492,7 @@ void ReuseProduct::backward_impl(core::ProductSaved& saved_base, const core::Ten
   // to the sink a tile at a time (never all of dX in memory).
   if (cluster_dx) {
     watch.restart();
+    double lower = 0.0;  // thread 0's time in the sink (col2im): the layer's lowering
     std::vector<const float*> rows(static_cast<size_t>(c.blocks));
     for (int64_t s = 0; s < c.blocks; ++s) rows[s] = dxc.data() + c.offset[s] * l;
     if (dx) {
@@ -498,9 +508,11 @@ void ReuseProduct::backward_impl(core::ProductSaved& saved_base, const core::Ten
       // transpose ~25% longer again.
       const int64_t granule = std::max<int64_t>(1, sink->granule());
       const int64_t group = std::max<int64_t>(1, kSinkColumns / l);
-      core::parallel_for((n + granule - 1) / granule, [&](int64_t u0, int64_t u1) {
+      core::parallel_for_indexed((n + granule - 1) / granule, [&](int thread, int64_t u0, int64_t u1) {
         std::vector<float> tile_t(static_cast<size_t>(kSinkRows * group * l));
         std::vector<const float*> sources(static_cast<size_t>(kSinkRows));
+        core::Stopwatch sw;
+        double mine = 0.0;
         for (int64_t r = u0 * granule, count = 0; r < std::min(n, u1 * granule); r += count) {
           count = std::min({kSinkRows, n - r, granule - r % granule});
           for (int64_t g0 = 0; g0 < c.blocks; g0 += group) {
@@ -512,12 +524,18 @@ void ReuseProduct::backward_impl(core::ProductSaved& saved_base, const core::Ten
               core::transpose_rows(sources.data(), count, std::min(l, k - s * l),
                                    tile_t.data() + (s * l - c0) * count, count);
             }
+            sw.restart();
             sink->add_kmajor(r, count, c0, c1, tile_t.data(), count);
+            mine += sw.seconds();
           }
         }
-      });
+        if (thread == 0) lower = mine;
+      }, 1);
     }
-    stats_.scatter_s += watch.lap();
+    const double section = watch.lap();
+    lower = std::min(lower, section);
+    stats_.lowering_s += lower;
+    stats_.scatter_s += section - lower;
   }
   stats_.backward_s += total.seconds();
 }

@@ -158,6 +158,7 @@ void Trainer::harvest_product_stats() {
       acc.cluster_s += s.cluster_s;
       acc.gemm_s += s.gemm_s;
       acc.scatter_s += s.scatter_s;
+      acc.lowering_s += s.lowering_s;
       acc.forward_s += s.forward_s;
       acc.backward_s += s.backward_s;
       std::string d = p->describe();
@@ -182,6 +183,7 @@ core::Json Trainer::reuse_report() const {
                          {"cluster_s", a.cluster_s},
                          {"gemm_s", a.gemm_s},
                          {"scatter_s", a.scatter_s},
+                         {"lowering_s", a.lowering_s},
                          {"forward_s", a.forward_s},
                          {"backward_s", a.backward_s}};
   }

@@ -56,7 +56,8 @@ class Trainer {
   // layer's product is replaced so a rung change mid-epoch loses nothing.
   struct LayerEpochStats {
     int64_t reuse_calls = 0, calls = 0;
-    double rc_sum = 0, hash_s = 0, cluster_s = 0, gemm_s = 0, scatter_s = 0, forward_s = 0, backward_s = 0;
+    double rc_sum = 0, hash_s = 0, cluster_s = 0, gemm_s = 0, scatter_s = 0, lowering_s = 0, forward_s = 0,
+           backward_s = 0;
     std::string settings;  // the settings it ran with, in order ("reuse(...) -> dense")
   };
   void harvest_product_stats();
