@@ -87,6 +87,48 @@ LayerTiming time_layer(layers::Module& m, const core::Tensor& input, bool needs_
   return t;
 }
 
+// Dense and reuse timings of one layer taken alternately, a repeat of each
+// in turn, so the machine's drift (this VM's speed moves by up to 2x within
+// minutes) weighs on both alike and their ratio holds.
+std::pair<LayerTiming, LayerTiming> time_layer_alternating(layers::Module& m, const core::Tensor& input,
+                                                           bool needs_dx, int repeats, uint64_t seed,
+                                                           const std::shared_ptr<core::Product>& dense,
+                                                           const std::shared_ptr<core::Product>& reuse) {
+  std::vector<double> df, db, rf, rb;
+  for (int r = 0; r < repeats; ++r) {
+    m.set_product(dense);
+    LayerTiming d = time_layer(m, input, needs_dx, 1, seed);
+    m.set_product(reuse);
+    LayerTiming e = time_layer(m, input, needs_dx, 1, seed);
+    df.push_back(d.forward_ms);
+    db.push_back(d.backward_ms);
+    rf.push_back(e.forward_ms);
+    rb.push_back(e.backward_ms);
+  }
+  return {{core::median(df), core::median(db)}, {core::median(rf), core::median(rb)}};
+}
+
+// A product's phase times over `steps` training steps of the layer (one
+// forward and one backward each, nothing else), so per-call figures are per
+// step: timing runs add forward-only calls, which would dilute the
+// backward's phases.
+core::ProductStats step_stats(layers::Module& m, const core::Tensor& input, bool needs_dx, int steps,
+                              uint64_t seed, core::Product& product) {
+  core::Tensor in = needs_dx ? grad_input(input) : input.detached();
+  core::Tensor y0;
+  {
+    core::NoGradGuard ng;
+    y0 = m.forward(in.detached());
+  }
+  core::Tensor dy = random_like(y0.shape(), seed);
+  product.reset_stats();
+  for (int r = 0; r < steps; ++r) {
+    core::Tensor y = m.forward(in);
+    core::backward(y, dy);
+  }
+  return product.stats();
+}
+
 struct ProductTiming {
   double forward_ms = 0, dw_ms = 0, dx_ms = 0;
 };
@@ -105,7 +147,8 @@ ProductTiming time_product(core::Product& p, const core::Tensor& x, const core::
 }
 
 // The fields every reuse row shares: the product's own times (forward, dW,
-// dX), its errors against dense, and its overheads per forward call.
+// dX), its errors against dense, and its phase times per training step
+// (stats from step_stats).
 void add_reuse_product_fields(core::Json& row, const ProductTiming& pr, const reuse::ProductErrors& e,
                               const core::ProductStats& st) {
   const double calls = static_cast<double>(std::max<int64_t>(1, st.forward_calls));
@@ -339,11 +382,7 @@ int run(int argc, char** argv) {
         auto recorder = std::make_shared<apps::RecordingProduct>(core::make_dense_product());
         m.set_product(recorder);
         time_layer(m, x, needs_dx, 1, 1000 + i);
-        m.set_product(core::make_dense_product());
-        LayerTiming dense = time_layer(m, x, needs_dx, repeats, 1000 + i);
-        row["dense_forward_ms"] = dense.forward_ms;
-        row["dense_backward_ms"] = dense.backward_ms;
-        row["dense_ms"] = dense.forward_ms + dense.backward_ms;
+        std::shared_ptr<core::Product> dense_layer_product = core::make_dense_product();
         core::Tensor px = recorder->last_x(), pw = recorder->last_w(), pdy = recorder->last_dy();
         auto dense_product = core::make_dense_product();
         ProductTiming pd = time_product(*dense_product, px, pw, pdy, repeats);
@@ -353,20 +392,32 @@ int run(int argc, char** argv) {
         row["L"] = s.L;
         row["H"] = s.H;
         row["hash"] = s.hash;
+        auto set_dense = [&](const LayerTiming& dense) {
+          row["dense_forward_ms"] = dense.forward_ms;
+          row["dense_backward_ms"] = dense.backward_ms;
+          row["dense_ms"] = dense.forward_ms + dense.backward_ms;
+        };
         if (s.enabled) {
           auto product = reuse::make_product(s);
           reuse::ProductErrors e = reuse::compare_to_dense(*product, px, pw, pdy);
           ProductTiming pr = time_product(*product, px, pw, pdy, repeats);
-          product->reset_stats();
           m.set_product(product);
-          LayerTiming reuse_t = time_layer(m, x, needs_dx, repeats, 1000 + i);
+          time_layer(m, x, needs_dx, 1, 1000 + i);  // warm-up of the layer's reuse path
+          m.set_product(dense_layer_product);
+          time_layer(m, x, needs_dx, 1, 1000 + i);  // and of its dense path
+          auto [dense, reuse_t] =
+              time_layer_alternating(m, x, needs_dx, repeats, 1000 + i, dense_layer_product, product);
+          set_dense(dense);
           row["reuse_forward_ms"] = reuse_t.forward_ms;
           row["reuse_backward_ms"] = reuse_t.backward_ms;
           row["reuse_ms"] = reuse_t.forward_ms + reuse_t.backward_ms;
           row["speedup"] = row["dense_ms"].get<double>() / row["reuse_ms"].get<double>();
           row["r_c"] = e.remaining_ratio;
-          add_reuse_product_fields(row, pr, e, product->stats());
+          m.set_product(product);
+          add_reuse_product_fields(row, pr, e, step_stats(m, x, needs_dx, repeats, 1000 + i, *product));
         } else {
+          m.set_product(dense_layer_product);
+          set_dense(time_layer(m, x, needs_dx, repeats, 1000 + i));
           row["reuse_ms"] = row["dense_ms"];
           row["r_c"] = 1.0;
           row["err_y"] = row["err_dw"] = row["err_dx"] = 0.0;
