@@ -210,14 +210,13 @@ struct ReuseSaved final : core::ProductSaved {
   int64_t m = 0;
 };
 
-// [g0, g1) block ranges whose clusters x width floats stay under `limit`.
-std::vector<std::pair<int64_t, int64_t>> block_groups(const Clustering& c, int64_t width,
-                                                      int64_t limit = kGroupFloats) {
+// [g0, g1) block ranges whose clusters x width floats stay under kGroupFloats.
+std::vector<std::pair<int64_t, int64_t>> block_groups(const Clustering& c, int64_t width) {
   std::vector<std::pair<int64_t, int64_t>> groups;
   int64_t g0 = 0;
   while (g0 < c.blocks) {
     int64_t g1 = g0 + 1;
-    while (g1 < c.blocks && (c.offset[g1 + 1] - c.offset[g0]) * width <= limit) ++g1;
+    while (g1 < c.blocks && (c.offset[g1 + 1] - c.offset[g0]) * width <= kGroupFloats) ++g1;
     groups.emplace_back(g0, g1);
     g0 = g1;
   }
@@ -423,7 +422,9 @@ void ReuseProduct::backward_impl(core::ProductSaved& saved_base, const core::Ten
   }
   const float* dyd = dy.data();
   const int threads = core::num_threads();
-  // Work buffers kept across calls (no page faults per step).
+  // Work buffers kept across calls (no page faults or zeroing per step).
+  std::vector<core::AlignedVector<float>>& partial = partial_;
+  partial.resize(static_cast<size_t>(threads));
   core::AlignedVector<float>& seg = seg_;
   std::vector<float>& dxc = dxc_;
   // Per-cluster input gradients of all blocks (total clusters x L: a few MB
@@ -432,22 +433,32 @@ void ReuseProduct::backward_impl(core::ProductSaved& saved_base, const core::Ten
   // lines of the 200 MB dX several times, which cost more than the rest).
   if (cluster_dx) dxc.resize(static_cast<size_t>(c.total_clusters() * l));
   core::Stopwatch watch;
-  // Groups of blocks whose segment sums fill each thread's L2 share; each
-  // thread sums all rows of dY into its own blocks' G_s (no per-thread
-  // partial tables to zero and reduce, and each G_s is summed in row order
-  // by one thread: the same result for any thread count).
-  for (auto [g0, g1] : block_groups(c, m, kGroupFloats * threads)) {
+  for (auto [g0, g1] : block_groups(c, m)) {
     const int64_t base = c.offset[g0], count = c.offset[g1] - base;
-    // G_s[c] = sum of dY over the members of c.
+    // G_s[c] = sum of dY over the members of c: per-thread partial sums over
+    // row ranges, then a fixed-order reduction (reproducible per thread count).
     watch.restart();
-    seg.resize(static_cast<size_t>(count * m));
-    core::parallel_for(g1 - g0, [&](int64_t b0, int64_t b1) {
-      const int64_t s0 = g0 + b0, s1 = g0 + b1;
-      std::fill(seg.begin() + (c.offset[s0] - base) * m, seg.begin() + (c.offset[s1] - base) * m, 0.0f);
+    core::parallel_for_indexed(n, [&](int t, int64_t r0, int64_t r1) {
+      core::AlignedVector<float>& g = partial[t];
+      g.assign(static_cast<size_t>(count * m), 0.0f);
       std::vector<float*> rows(static_cast<size_t>(c.blocks));
-      for (int64_t s = s0; s < s1; ++s) rows[s] = seg.data() + (c.offset[s] - base) * m;
-      for (int64_t i = 0; i < n; ++i) scatter_add_row(dyd + i * m, m, c.assign.data() + i, n, s0, s1, rows.data());
-    }, 1);
+      for (int64_t s = g0; s < g1; ++s) rows[s] = g.data() + (c.offset[s] - base) * m;
+      for (int64_t i = r0; i < r1; ++i)
+        scatter_add_row(dyd + i * m, m, c.assign.data() + i, n, g0, g1, rows.data());
+    }, 256);
+    int used = 0;
+    for (auto& p : partial) used += !p.empty();
+    seg.swap(partial[0]);
+    if (used > 1) {
+      core::parallel_for(count * m, [&](int64_t a, int64_t b) {
+        for (int t = 1; t < threads; ++t) {
+          if (partial[t].empty()) continue;
+          const float* src = partial[t].data();
+          for (int64_t q = a; q < b; ++q) seg[q] += src[q];
+        }
+      }, 4096);
+    }
+    for (auto& p : partial) p.clear();
     stats_.scatter_s += watch.lap();
 
     // dW_s += G_s^T . centroids_s (M x len) and the per-cluster input
@@ -474,6 +485,8 @@ void ReuseProduct::backward_impl(core::ProductSaved& saved_base, const core::Ten
       }, 1);
     }
     stats_.gemm_s += watch.lap();
+
+    seg.swap(partial[0]);  // keep the buffer's capacity for the next group
   }
   // dX[i, block s] = dXc_s[cluster_s(i)] (+ beta dX), or those rows handed
   // to the sink a tile at a time (never all of dX in memory).

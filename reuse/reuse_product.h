@@ -59,11 +59,12 @@ class ReuseProduct final : public core::Product {
   ReuseSettings settings_;
   std::unique_ptr<Hasher> hasher_;  // built on first use for the current settings and K
   double last_remaining_ratio_ = 1.0;
-  // Work buffers of forward (per-cluster products) and backward (segment
-  // sums, per-cluster input gradients).
+  // Work buffers of forward (per-cluster products) and backward (per-thread
+  // segment sums, their reduction, per-cluster input gradients).
   // Rows of M floats (products, segment sums) start on cache lines.
   core::AlignedVector<float> products_, seg_;
   std::vector<float> dxc_;
+  std::vector<core::AlignedVector<float>> partial_;
   int64_t last_clusters_per_block_ = 0;  // table size hint for the next forward
 };
 
