@@ -1,9 +1,10 @@
 // The reuse forward and backward over a Clustering (design.md section 4).
-// Blocks are processed in groups whose per-cluster products (n_s x M each)
-// fit in L2, so the products made for a group are still in cache when the
-// rows gather them: Y[i] += P_s[cluster_s(i)] over the group's blocks in one
-// pass per row (the row's outputs stay in registers), and symmetrically for
-// the segment sums of dY in the backward. The per-cluster products are one
+// Blocks are processed in groups whose per-cluster products (n_s x M each,
+// taken 64 output columns at a time) fit in L2, so the products made for a
+// group are still in cache when the rows gather them: Y[i] += P_s[cluster_s(i)]
+// over the group's blocks in one pass per row and column slice (the row's
+// slice stays in registers), and symmetrically for the segment sums of dY in
+// the backward. The per-cluster products are one
 // small sgemm per block, blocks spread over our threads with single-threaded
 // BLAS. Cluster-mode dX is written last, in one row-major pass over all
 // blocks (streaming stores when it may), from the per-cluster input
@@ -52,9 +53,10 @@ inline __mmask16 lane_mask(int64_t count) {  // the first min(count, 16) lanes (
 
 // y[0, m) (=, or += when `accumulate`) sum over blocks s in [g0, g1) of
 // rows[s](id_s) where id_s = assign[s * n] and zero ids are skipped;
-// rows[s] points at block s's first per-cluster row (stride m).
-inline void gather_sum_row(float* y, int64_t m, bool accumulate, const int32_t* assign, int64_t n,
-                           int64_t g0, int64_t g1, const int32_t* zero_id, const float* const* rows) {
+// rows[s] points at block s's first per-cluster row (rows `stride` apart).
+inline void gather_sum_row(float* y, int64_t m, int64_t stride, bool accumulate, const int32_t* assign,
+                           int64_t n, int64_t g0, int64_t g1, const int32_t* zero_id,
+                           const float* const* rows) {
 #ifdef __AVX512F__
   // Masked stores are slow on some AVX-512 cores (Zen 4): full 64-float
   // slices use plain loads and stores, only a tail is masked.
@@ -70,7 +72,7 @@ inline void gather_sum_row(float* y, int64_t m, bool accumulate, const int32_t* 
       for (int64_t s = g0; s < g1; ++s) {
         const int32_t id = assign[s * n];
         if (id == zero_id[s]) continue;
-        const float* p = rows[s] + static_cast<int64_t>(id) * m + o0;
+        const float* p = rows[s] + static_cast<int64_t>(id) * stride + o0;
         a0 = _mm512_add_ps(a0, _mm512_loadu_ps(p));
         a1 = _mm512_add_ps(a1, _mm512_loadu_ps(p + 16));
         a2 = _mm512_add_ps(a2, _mm512_loadu_ps(p + 32));
@@ -88,7 +90,7 @@ inline void gather_sum_row(float* y, int64_t m, bool accumulate, const int32_t* 
       for (int64_t s = g0; s < g1; ++s) {
         const int32_t id = assign[s * n];
         if (id == zero_id[s]) continue;
-        a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(k, rows[s] + static_cast<int64_t>(id) * m + o1));
+        a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(k, rows[s] + static_cast<int64_t>(id) * stride + o1));
       }
       _mm512_mask_storeu_ps(y + o1, k, a);
     }
@@ -98,22 +100,23 @@ inline void gather_sum_row(float* y, int64_t m, bool accumulate, const int32_t* 
   for (int64_t s = g0; s < g1; ++s) {
     const int32_t id = assign[s * n];
     if (id == zero_id[s]) continue;
-    const float* p = rows[s] + static_cast<int64_t>(id) * m;
+    const float* p = rows[s] + static_cast<int64_t>(id) * stride;
     for (int64_t o = 0; o < m; ++o) y[o] += p[o];
   }
 #endif
 }
 
-// rows[s](id_s) += d[0, m) for every block s in [g0, g1), id_s = assign[s * n].
-inline void scatter_add_row(const float* d, int64_t m, const int32_t* assign, int64_t n, int64_t g0,
-                            int64_t g1, float* const* rows) {
+// rows[s](id_s) += d[0, m) for every block s in [g0, g1), id_s = assign[s * n]
+// (rows[s]'s per-cluster rows `stride` apart).
+inline void scatter_add_row(const float* d, int64_t m, int64_t stride, const int32_t* assign, int64_t n,
+                            int64_t g0, int64_t g1, float* const* rows) {
 #ifdef __AVX512F__
   int64_t o0 = 0;
   for (; o0 + 64 <= m; o0 += 64) {
     const __m512 d0 = _mm512_loadu_ps(d + o0), d1 = _mm512_loadu_ps(d + o0 + 16),
                  d2 = _mm512_loadu_ps(d + o0 + 32), d3 = _mm512_loadu_ps(d + o0 + 48);
     for (int64_t s = g0; s < g1; ++s) {
-      float* g = rows[s] + static_cast<int64_t>(assign[s * n]) * m + o0;
+      float* g = rows[s] + static_cast<int64_t>(assign[s * n]) * stride + o0;
       _mm512_storeu_ps(g, _mm512_add_ps(d0, _mm512_loadu_ps(g)));
       _mm512_storeu_ps(g + 16, _mm512_add_ps(d1, _mm512_loadu_ps(g + 16)));
       _mm512_storeu_ps(g + 32, _mm512_add_ps(d2, _mm512_loadu_ps(g + 32)));
@@ -124,13 +127,13 @@ inline void scatter_add_row(const float* d, int64_t m, const int32_t* assign, in
     const __mmask16 k = lane_mask(m - o0);
     const __m512 d0 = _mm512_maskz_loadu_ps(k, d + o0);
     for (int64_t s = g0; s < g1; ++s) {
-      float* g = rows[s] + static_cast<int64_t>(assign[s * n]) * m + o0;
+      float* g = rows[s] + static_cast<int64_t>(assign[s * n]) * stride + o0;
       _mm512_mask_storeu_ps(g, k, _mm512_add_ps(d0, _mm512_maskz_loadu_ps(k, g)));
     }
   }
 #else
   for (int64_t s = g0; s < g1; ++s) {
-    float* g = rows[s] + static_cast<int64_t>(assign[s * n]) * m;
+    float* g = rows[s] + static_cast<int64_t>(assign[s * n]) * stride;
     for (int64_t o = 0; o < m; ++o) g[o] += d[o];
   }
 #endif
@@ -204,6 +207,12 @@ constexpr int64_t kSinkRows = 256;  // cluster dX: rows per hand-over to a RowSi
 constexpr int64_t kSinkColumns = 64;  // cluster dX: columns per hand-over (whole blocks, at least one)
 constexpr int64_t kExactSinkRows = 128;  // exact dX: rows per GEMM (a wider GEMM, 128 x K floats)
 constexpr int64_t kGroupFloats = int64_t{1} << 17;  // 512 KB of per-cluster products per group: fits L2
+// Output columns per pass of the forward gather and the segment sums. A
+// group's blocks are sized so that a slice of this width of their
+// per-cluster rows fits L2, and Y (dY) is streamed once per group and slice:
+// with whole rows, a wide layer (M = 192 at AlexNet conv2) fitted one or two
+// blocks per group and streamed its 25 MB Y once per one or two blocks.
+constexpr int64_t kSliceColumns = 64;
 
 struct ReuseSaved final : core::ProductSaved {
   Clustering clustering;
@@ -328,7 +337,8 @@ void ReuseProduct::cluster_forward(const Clustering& c, const core::Tensor& w, f
   if (c.blocks == 0) std::fill(yd, yd + n * m, 0.0f);
   core::AlignedVector<float>& products = products_;  // kept across calls: no page faults per step
   core::Stopwatch watch;
-  for (auto [g0, g1] : block_groups(c, m)) {
+  const int64_t slice = std::min(m, kSliceColumns);
+  for (auto [g0, g1] : block_groups(c, slice)) {
     const int64_t base = c.offset[g0];
     products.resize(static_cast<size_t>((c.offset[g1] - base) * m));
     // P_s = centroids_s . W_s^T (n_s x M), one sgemm per block (a
@@ -348,14 +358,18 @@ void ReuseProduct::cluster_forward(const Clustering& c, const core::Tensor& w, f
       }, 1);
     }
     stats_.gemm_s += watch.lap();
-    // Y[i] (+)= sum over the group's blocks of P_s[cluster_s(i)].
+    // Y[i] (+)= sum over the group's blocks of P_s[cluster_s(i)], a slice
+    // of columns at a time.
     std::vector<const float*> rows(static_cast<size_t>(c.blocks));
-    for (int64_t s = g0; s < g1; ++s) rows[s] = products.data() + (c.offset[s] - base) * m;
-    core::parallel_for(n, [&](int64_t r0, int64_t r1) {
-      for (int64_t i = r0; i < r1; ++i)
-        gather_sum_row(yd + i * m, m, g0 != 0, c.assign.data() + i, n, g0, g1, c.zero_id.data(),
-                       rows.data());
-    }, 64);
+    for (int64_t o0 = 0; o0 < m; o0 += slice) {
+      const int64_t width = std::min(slice, m - o0);
+      for (int64_t s = g0; s < g1; ++s) rows[s] = products.data() + (c.offset[s] - base) * m + o0;
+      core::parallel_for(n, [&](int64_t r0, int64_t r1) {
+        for (int64_t i = r0; i < r1; ++i)
+          gather_sum_row(yd + i * m + o0, width, m, g0 != 0, c.assign.data() + i, n, g0, g1,
+                         c.zero_id.data(), rows.data());
+      }, 64);
+    }
     stats_.scatter_s += watch.lap();
   }
 }
@@ -433,7 +447,8 @@ void ReuseProduct::backward_impl(core::ProductSaved& saved_base, const core::Ten
   // lines of the 200 MB dX several times, which cost more than the rest).
   if (cluster_dx) dxc.resize(static_cast<size_t>(c.total_clusters() * l));
   core::Stopwatch watch;
-  for (auto [g0, g1] : block_groups(c, m)) {
+  const int64_t slice = std::min(m, kSliceColumns);
+  for (auto [g0, g1] : block_groups(c, slice)) {
     const int64_t base = c.offset[g0], count = c.offset[g1] - base;
     // G_s[c] = sum of dY over the members of c: per-thread partial sums over
     // row ranges, then a fixed-order reduction (reproducible per thread count).
@@ -442,9 +457,12 @@ void ReuseProduct::backward_impl(core::ProductSaved& saved_base, const core::Ten
       core::AlignedVector<float>& g = partial[t];
       g.assign(static_cast<size_t>(count * m), 0.0f);
       std::vector<float*> rows(static_cast<size_t>(c.blocks));
-      for (int64_t s = g0; s < g1; ++s) rows[s] = g.data() + (c.offset[s] - base) * m;
-      for (int64_t i = r0; i < r1; ++i)
-        scatter_add_row(dyd + i * m, m, c.assign.data() + i, n, g0, g1, rows.data());
+      for (int64_t o0 = 0; o0 < m; o0 += slice) {
+        for (int64_t s = g0; s < g1; ++s) rows[s] = g.data() + (c.offset[s] - base) * m + o0;
+        for (int64_t i = r0; i < r1; ++i)
+          scatter_add_row(dyd + i * m + o0, std::min(slice, m - o0), m, c.assign.data() + i, n, g0, g1,
+                          rows.data());
+      }
     }, 256);
     int used = 0;
     for (auto& p : partial) used += !p.empty();
