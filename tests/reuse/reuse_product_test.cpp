@@ -195,6 +195,24 @@ TEST_CASE("random data: forward, dW and both dX modes equal the plain clustered 
   }
 }
 
+TEST_CASE("wide outputs over many block groups: column slices equal the plain clustered computation") {
+  // M = 130: two 64-column slices and a 2-column tail per pass. ~3000
+  // clusters per block (a fine width on distinct rows): a slice of a block's
+  // per-cluster rows is ~190K floats, over one group's budget, so every
+  // block is its own group and Y / dY pass once per group and slice.
+  const int64_t n = 3000, k = 40, m = 130, l = 10;
+  Tensor x = random_rows_with_zero_blocks(n, k, l, 61), w = random_tensor({m, k}, 62),
+         dy = random_tensor({n, m}, 63);
+  auto s = settings("qproj", l, 8, 0.05);
+  auto c = assignment(s, x);
+  CHECK(c.clusters(0) > 2048);  // more than fits one group's slice
+  auto ref = reference(c, x, w, dy);
+  auto o = run(s, x, w, dy);
+  CHECK(max_abs_diff(o.y.data(), ref.y) < 1e-4);
+  CHECK(max_abs_diff(o.dw.data(), ref.dw) < 1e-3);
+  CHECK(max_abs_diff(o.dx.data(), ref.dx_cluster) < 1e-4);
+}
+
 TEST_CASE("forward exact: Y is the dense product, the backward is the clustered one") {
   const int64_t n = 300, k = 37, m = 9, l = 8;
   Tensor x = random_rows_with_zero_blocks(n, k, l, 21);
