@@ -65,41 +65,55 @@ struct LayerTiming {
   double forward_ms = 0, backward_ms = 0;
 };
 
-LayerTiming time_layer(layers::Module& m, const core::Tensor& input, bool needs_dx, int repeats, uint64_t seed) {
-  LayerTiming t;
-  core::Tensor in = needs_dx ? grad_input(input) : input.detached();
-  core::Tensor y0;
-  {
-    core::NoGradGuard ng;
-    y0 = m.forward(in.detached());
+// A layer's input (a leaf with its own gradient buffer when the layer
+// computes dX) and a fixed random dY, made once for all of the layer's
+// timings (dense, reuse, and the phase run alike).
+struct LayerInputs {
+  core::Tensor in, dy;
+  LayerInputs(layers::Module& m, const core::Tensor& input, bool needs_dx, uint64_t seed)
+      : in(needs_dx ? grad_input(input) : input.detached()) {
+    core::Tensor y0;
+    {
+      core::NoGradGuard ng;
+      y0 = m.forward(in.detached());
+    }
+    dy = random_like(y0.shape(), seed);
   }
-  core::Tensor dy = random_like(y0.shape(), seed);
-  m.forward(in);  // warm-up (allocations, hash matrices)
-  t.forward_ms = median_ms(repeats, [&] { m.forward(in); });
+};
+
+// Forward and backward medians over `repeats` runs, after a warm-up forward
+// (allocations, hash matrices).
+LayerTiming time_layer(layers::Module& m, const LayerInputs& io, int repeats) {
+  LayerTiming t;
+  m.forward(io.in);
+  t.forward_ms = median_ms(repeats, [&] { m.forward(io.in); });
   std::vector<double> back;
   for (int r = 0; r < repeats; ++r) {
-    core::Tensor y = m.forward(in);
+    core::Tensor y = m.forward(io.in);
     core::Stopwatch w;
-    core::backward(y, dy);
+    core::backward(y, io.dy);
     back.push_back(w.seconds() * 1e3);
   }
   t.backward_ms = core::median(back);
   return t;
 }
 
+LayerTiming time_layer(layers::Module& m, const core::Tensor& input, bool needs_dx, int repeats, uint64_t seed) {
+  return time_layer(m, LayerInputs(m, input, needs_dx, seed), repeats);
+}
+
 // Dense and reuse timings of one layer taken alternately, a repeat of each
 // in turn, so the machine's drift (this VM's speed moves by up to 2x within
 // minutes) weighs on both alike and their ratio holds.
-std::pair<LayerTiming, LayerTiming> time_layer_alternating(layers::Module& m, const core::Tensor& input,
-                                                           bool needs_dx, int repeats, uint64_t seed,
+std::pair<LayerTiming, LayerTiming> time_layer_alternating(layers::Module& m, const LayerInputs& io, int repeats,
                                                            const std::shared_ptr<core::Product>& dense,
                                                            const std::shared_ptr<core::Product>& reuse) {
   std::vector<double> df, db, rf, rb;
   for (int r = 0; r < repeats; ++r) {
     m.set_product(dense);
-    LayerTiming d = time_layer(m, input, needs_dx, 1, seed);
+    LayerTiming d = time_layer(m, io, 1);
     m.set_product(reuse);
-    LayerTiming e = time_layer(m, input, needs_dx, 1, seed);
+    LayerTiming e = time_layer(m, io, 1);
     df.push_back(d.forward_ms);
     db.push_back(d.backward_ms);
     rf.push_back(e.forward_ms);
@@ -108,23 +122,15 @@ std::pair<LayerTiming, LayerTiming> time_layer_alternating(layers::Module& m, co
   return {{core::median(df), core::median(db)}, {core::median(rf), core::median(rb)}};
 }
 
-// A product's phase times over `steps` training steps of the layer (one
-// forward and one backward each, nothing else), so per-call figures are per
-// step: timing runs add forward-only calls, which would dilute the
-// backward's phases.
-core::ProductStats step_stats(layers::Module& m, const core::Tensor& input, bool needs_dx, int steps,
-                              uint64_t seed, core::Product& product) {
-  core::Tensor in = needs_dx ? grad_input(input) : input.detached();
-  core::Tensor y0;
-  {
-    core::NoGradGuard ng;
-    y0 = m.forward(in.detached());
-  }
-  core::Tensor dy = random_like(y0.shape(), seed);
+// The layer's product's phase times over `steps` training steps (one forward
+// and one backward each, nothing else), so per-call figures are per step:
+// timing runs add forward-only calls, which would dilute the backward's
+// phases.
+core::ProductStats step_stats(layers::Module& m, const LayerInputs& io, int steps, core::Product& product) {
   product.reset_stats();
   for (int r = 0; r < steps; ++r) {
-    core::Tensor y = m.forward(in);
-    core::backward(y, dy);
+    core::Tensor y = m.forward(io.in);
+    core::backward(y, io.dy);
   }
   return product.stats();
 }
@@ -402,11 +408,11 @@ int run(int argc, char** argv) {
           reuse::ProductErrors e = reuse::compare_to_dense(*product, px, pw, pdy);
           ProductTiming pr = time_product(*product, px, pw, pdy, repeats);
           m.set_product(product);
-          time_layer(m, x, needs_dx, 1, 1000 + i);  // warm-up of the layer's reuse path
+          const LayerInputs io(m, x, needs_dx, 1000 + i);
+          time_layer(m, io, 1);  // warm-up of the layer's reuse path
           m.set_product(dense_layer_product);
-          time_layer(m, x, needs_dx, 1, 1000 + i);  // and of its dense path
-          auto [dense, reuse_t] =
-              time_layer_alternating(m, x, needs_dx, repeats, 1000 + i, dense_layer_product, product);
+          time_layer(m, io, 1);  // and of its dense path
+          auto [dense, reuse_t] = time_layer_alternating(m, io, repeats, dense_layer_product, product);
           set_dense(dense);
           row["reuse_forward_ms"] = reuse_t.forward_ms;
           row["reuse_backward_ms"] = reuse_t.backward_ms;
@@ -414,7 +420,7 @@ int run(int argc, char** argv) {
           row["speedup"] = row["dense_ms"].get<double>() / row["reuse_ms"].get<double>();
           row["r_c"] = e.remaining_ratio;
           m.set_product(product);
-          add_reuse_product_fields(row, pr, e, step_stats(m, x, needs_dx, repeats, 1000 + i, *product));
+          add_reuse_product_fields(row, pr, e, step_stats(m, io, repeats, *product));
         } else {
           m.set_product(dense_layer_product);
           set_dense(time_layer(m, x, needs_dx, repeats, 1000 + i));
