@@ -13,7 +13,6 @@
 #include "core/aligned_vector.h"
 #include "core/parallel.h"
 #include "core/stopwatch.h"
-#include "core/transpose.h"
 
 namespace deja::reuse {
 
@@ -118,6 +117,70 @@ inline void add_to_sum(float* __restrict sum, const float* __restrict v, int64_t
 #endif
 }
 
+// Centroid sums straight from a column-major tile, for a source's rows (no
+// row-major copy of the tile to write and read back): sums rows of `ids[i]`
+// += row i's sub-vector, whose element j is cols[j * ld + i], for i < count
+// and j < len. A 16-row slab is added 16 columns at a time through a
+// register transpose; rows are added in row order, so the sums are bit for
+// bit those of add_to_sum over the row-major tile.
+#ifdef __AVX512F__
+// One 16 x 16 piece: columns [j0, j0 + q) of 16 consecutive rows (q <= 16;
+// the missing columns are zero lanes, which fall in the sums' padding).
+// Out of line: with its 32 registers it spills when inlined into a loop.
+__attribute__((noinline)) void add_piece16(const float* cols, int64_t ld, int64_t q, float* const* sums,
+                                           int64_t j0) {
+  constexpr __mmask16 all = 0xffff;
+  constexpr __mmask8 all8 = 0xff;
+  __m512 r[16], t[16];
+  for (int j = 0; j < 16; ++j) r[j] = j < q ? _mm512_loadu_ps(cols + j * ld) : _mm512_setzero_ps();
+  // r[j] holds column j of the 16 rows; four shuffle rounds turn it into row j.
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_maskz_unpacklo_ps(all, r[i], r[i + 1]);
+    t[i + 1] = _mm512_maskz_unpackhi_ps(all, r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    const __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+    const __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+    r[i] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(all8, a, c));
+    r[i + 1] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(all8, a, c));
+    r[i + 2] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(all8, b, d));
+    r[i + 3] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(all8, b, d));
+  }
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_maskz_shuffle_f32x4(all, r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_maskz_shuffle_f32x4(all, r[i], r[i + 4], 0xdd);
+    t[i + 8] = _mm512_maskz_shuffle_f32x4(all, r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_maskz_shuffle_f32x4(all, r[i + 8], r[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm512_maskz_shuffle_f32x4(all, t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_maskz_shuffle_f32x4(all, t[i], t[i + 8], 0xdd);
+    r[i + 4] = _mm512_maskz_shuffle_f32x4(all, t[i + 4], t[i + 12], 0x88);
+    r[i + 12] = _mm512_maskz_shuffle_f32x4(all, t[i + 4], t[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 16; ++i) {
+    float* sum = sums[i] + j0;
+    _mm512_store_ps(sum, _mm512_add_ps(_mm512_load_ps(sum), r[i]));
+  }
+}
+#endif
+
+void add_columns_to_sums(BlockTable& t, const int32_t* ids, int64_t count, const float* cols, int64_t ld,
+                         int64_t len) {
+  int64_t i0 = 0;
+#ifdef __AVX512F__
+  float* sums[16];
+  for (; i0 + 16 <= count; i0 += 16) {
+    for (int i = 0; i < 16; ++i) sums[i] = t.sums.data() + static_cast<int64_t>(ids[i0 + i]) * t.row;
+    for (int64_t j0 = 0; j0 < len; j0 += 16) add_piece16(cols + j0 * ld + i0, ld, std::min<int64_t>(16, len - j0), sums, j0);
+  }
+#endif
+  for (int64_t i = i0; i < count; ++i) {
+    float* sum = t.sums.data() + static_cast<int64_t>(ids[i]) * t.row;
+    for (int64_t j = 0; j < len; ++j) sum[j] += cols[j * ld + i];
+  }
+}
+
 }  // namespace
 
 int64_t Clustering::product_clusters() const {
@@ -163,7 +226,7 @@ Clustering cluster_rows(const core::RowSource& source, const Hasher& hasher, dou
   const float* x = source.data();
   core::parallel_for_indexed(groups, [&](int thread, int64_t g0, int64_t g1) {
     std::vector<uint64_t> keys(static_cast<size_t>(group * kChunkRows));
-    std::vector<float> tile, tile_t;
+    std::vector<float> tile_t;
     core::Stopwatch watch;
     double my_hash = 0.0, my_cluster = 0.0, my_lower = 0.0;
     for (int64_t g = g0; g < g1; ++g) {
@@ -173,23 +236,18 @@ Clustering cluster_rows(const core::RowSource& source, const Hasher& hasher, dou
         tables[s].init(std::min<int64_t>(rows, std::max<int64_t>(256, expected_clusters)), l);
       for (int64_t t0 = 0; t0 < rows; t0 += x ? rows : kTileRows) {
         const int64_t t1 = x ? rows : std::min(rows, t0 + kTileRows);
-        // Row i's column c0 is at tile_base + (i - t0) * ld. A source's
-        // tile is made column-major (tile_t: column j of the tile's rows at
-        // tile_t + (j - c0) * rows_t), hashed from there (contiguous loads),
-        // and transposed to rows for the centroid sums.
+        // A materialised X: row i's column c0 is at tile_base + (i - t0) * k.
+        // A source's tile is made column-major (tile_t: column j of the
+        // tile's rows at tile_t + (j - c0) * rows_t), hashed and summed from
+        // there (contiguous loads, no row-major copy).
         const float* tile_base = x ? x + t0 * k + c0 : nullptr;
-        int64_t ld = k;
+        const int64_t ld = k;
         const int64_t rows_t = t1 - t0;
         if (!x) {
           watch.restart();
-          ld = c1 - c0;
-          tile.resize(static_cast<size_t>(rows_t * ld));
-          tile_t.resize(static_cast<size_t>(rows_t * ld));
+          tile_t.resize(static_cast<size_t>(rows_t * (c1 - c0)));
           source.fill_kmajor(t0, rows_t, c0, c1, tile_t.data(), rows_t);
           my_lower += watch.lap();
-          core::transpose(tile_t.data(), ld, rows_t, rows_t, tile.data(), ld);
-          tile_base = tile.data();
-          my_hash += watch.lap();
         }
         for (int64_t i0 = t0; i0 < t1; i0 += kChunkRows) {
           const int64_t chunk = std::min(kChunkRows, t1 - i0);
@@ -198,7 +256,6 @@ Clustering cluster_rows(const core::RowSource& source, const Hasher& hasher, dou
           // slice, one sub-vector per (row, block) it handles, so the loads
           // overlap with the table work (a burst of prefetches up front only
           // stalled on the full miss queue).
-          // (A source's tile is already in cache: nothing to prefetch.)
           const int64_t next_rows = x ? std::min(kChunkRows, t1 - i0 - chunk) : 0;
           watch.restart();
           for (int64_t s = b0; s < b1; ++s) {
@@ -215,6 +272,21 @@ Clustering cluster_rows(const core::RowSource& source, const Hasher& hasher, dou
             const int64_t len = hasher.block_width(s);
             const uint64_t* kk = keys.data() + (s - b0) * kChunkRows;
             int32_t* out = c.assign.data() + s * rows + i0;
+            if (!x) {
+              // A source's tile is in cache: ids first (in row order, table
+              // slots prefetched ahead when the table is large), then the
+              // sums from the column-major tile.
+              int32_t ids[kChunkRows];
+              const bool large = !t.small();
+              for (int64_t i = 0; i < chunk; ++i) {
+                if (large && i + kSlotAhead < chunk) t.prefetch_slot(kk[i + kSlotAhead]);
+                const int32_t id = t.find_or_add(kk[i]);
+                ids[i] = out[i] = id;
+                ++t.counts[id];
+              }
+              add_columns_to_sums(t, ids, chunk, tile_t.data() + (s * l - c0) * rows_t + (i0 - t0), rows_t, len);
+              continue;
+            }
             const float* xs = tile_base + (i0 - t0) * ld + (s * l - c0);
             const float* next = xs + chunk * ld;
             // Row i joins cluster id: its assignment, the count, the sum
@@ -224,9 +296,8 @@ Clustering cluster_rows(const core::RowSource& source, const Hasher& hasher, dou
               ++t.counts[id];
               if (kk[i] != kZeroKey) add_to_sum(t.sums.data() + static_cast<int64_t>(id) * t.row, xs + i * ld, len);
             };
-            // A small table (coarse rungs) stays in L1/L2 and a source's tile
-            // is in cache: a plain loop (the pipeline below takes ~7% more
-            // grouping time there, measured at CifarNet conv2).
+            // The last chunk (nothing to prefetch) with a small table: a
+            // plain loop (the pipeline below costs ~7% more there).
             if (next_rows == 0 && t.small()) {
               for (int64_t i = 0; i < chunk; ++i) take(i, t.find_or_add(kk[i]));
               continue;

@@ -8,8 +8,8 @@
 // (a short software pipeline prefetches table slots and cluster sums a few
 // rows ahead, and the next chunk's rows one sub-vector at a time).
 // Rows that come from a RowSource without memory behind them (conv2d's
-// patches) are made 256 at a time per group, column-major, hashed from there
-// and transposed once for the sums.
+// patches) are made 256 at a time per group, column-major, and hashed and
+// summed from there (the sums through 16 x 16 register transposes).
 // Threads own disjoint groups, so results do not depend on the thread count.
 // Limits: with fewer groups than threads (K <= ~64) only one thread works.
 #pragma once
