@@ -531,11 +531,15 @@ void ReuseProduct::backward_impl(core::ProductSaved& saved_base, const core::Ten
         std::vector<const float*> sources(static_cast<size_t>(kSinkRows));
         core::Stopwatch sw;
         double mine = 0.0;
-        for (int64_t r = u0 * granule, count = 0; r < std::min(n, u1 * granule); r += count) {
-          count = std::min({kSinkRows, n - r, granule - r % granule});
-          for (int64_t g0 = 0; g0 < c.blocks; g0 += group) {
-            const int64_t g1 = std::min(c.blocks, g0 + group);
-            const int64_t c0 = g0 * l, c1 = std::min(k, g1 * l);
+        // Block group by block group over this thread's rows: the group's
+        // per-cluster rows stay in L2 while every row reads them (row by row
+        // over all blocks, the whole table went through L2 for every image).
+        // Each element of dX still gets its adds in block order.
+        for (int64_t g0 = 0; g0 < c.blocks; g0 += group) {
+          const int64_t g1 = std::min(c.blocks, g0 + group);
+          const int64_t c0 = g0 * l, c1 = std::min(k, g1 * l);
+          for (int64_t r = u0 * granule, count = 0; r < std::min(n, u1 * granule); r += count) {
+            count = std::min({kSinkRows, n - r, granule - r % granule});
             for (int64_t s = g0; s < g1; ++s) {
               const int32_t* ids = c.assign.data() + s * n + r;
               for (int64_t i = 0; i < count; ++i) sources[i] = rows[s] + static_cast<int64_t>(ids[i]) * l;
