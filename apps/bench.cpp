@@ -102,13 +102,34 @@ LayerTiming time_layer(layers::Module& m, const core::Tensor& input, bool needs_
   return time_layer(m, LayerInputs(m, input, needs_dx, seed), repeats);
 }
 
+// The phase times of b added to a (counts and seconds alike).
+void accumulate(core::ProductStats& a, const core::ProductStats& b) {
+  a.forward_calls += b.forward_calls;
+  a.remaining_ratio_sum += b.remaining_ratio_sum;
+  a.hash_s += b.hash_s;
+  a.cluster_s += b.cluster_s;
+  a.gemm_s += b.gemm_s;
+  a.scatter_s += b.scatter_s;
+  a.lowering_s += b.lowering_s;
+  a.forward_s += b.forward_s;
+  a.backward_s += b.backward_s;
+}
+
 // Dense and reuse timings of one layer taken alternately, a repeat of each
 // in turn, so the machine's drift (this VM's speed moves by up to 2x within
-// minutes) weighs on both alike and their ratio holds.
+// minutes) weighs on both alike and their ratio holds. Each repeat then
+// runs one more reuse training step (one forward, one backward, nothing
+// else) whose phase times are summed into *step_phases: per-call figures
+// are then per step (the timing runs add forward-only calls, which would
+// dilute the backward's phases), and they come from the same minutes as
+// the dense times they are compared with (a separate run afterwards read
+// the engine's share anywhere from 21% to 29% on one build).
 std::pair<LayerTiming, LayerTiming> time_layer_alternating(layers::Module& m, const LayerInputs& io, int repeats,
                                                            const std::shared_ptr<core::Product>& dense,
-                                                           const std::shared_ptr<core::Product>& reuse) {
+                                                           const std::shared_ptr<core::Product>& reuse,
+                                                           core::ProductStats& step_phases) {
   std::vector<double> df, db, rf, rb;
+  step_phases = core::ProductStats();
   for (int r = 0; r < repeats; ++r) {
     m.set_product(dense);
     LayerTiming d = time_layer(m, io, 1);
@@ -118,21 +139,12 @@ std::pair<LayerTiming, LayerTiming> time_layer_alternating(layers::Module& m, co
     db.push_back(d.backward_ms);
     rf.push_back(e.forward_ms);
     rb.push_back(e.backward_ms);
-  }
-  return {{core::median(df), core::median(db)}, {core::median(rf), core::median(rb)}};
-}
-
-// The layer's product's phase times over `steps` training steps (one forward
-// and one backward each, nothing else), so per-call figures are per step:
-// timing runs add forward-only calls, which would dilute the backward's
-// phases.
-core::ProductStats step_stats(layers::Module& m, const LayerInputs& io, int steps, core::Product& product) {
-  product.reset_stats();
-  for (int r = 0; r < steps; ++r) {
+    reuse->reset_stats();
     core::Tensor y = m.forward(io.in);
     core::backward(y, io.dy);
+    accumulate(step_phases, reuse->stats());
   }
-  return product.stats();
+  return {{core::median(df), core::median(db)}, {core::median(rf), core::median(rb)}};
 }
 
 struct ProductTiming {
@@ -154,7 +166,7 @@ ProductTiming time_product(core::Product& p, const core::Tensor& x, const core::
 
 // The fields every reuse row shares: the product's own times (forward, dW,
 // dX), its errors against dense, and its phase times per training step
-// (stats from step_stats).
+// (stats of time_layer_alternating's extra steps).
 void add_reuse_product_fields(core::Json& row, const ProductTiming& pr, const reuse::ProductErrors& e,
                               const core::ProductStats& st) {
   const double calls = static_cast<double>(std::max<int64_t>(1, st.forward_calls));
@@ -412,15 +424,15 @@ int run(int argc, char** argv) {
           time_layer(m, io, 1);  // warm-up of the layer's reuse path
           m.set_product(dense_layer_product);
           time_layer(m, io, 1);  // and of its dense path
-          auto [dense, reuse_t] = time_layer_alternating(m, io, repeats, dense_layer_product, product);
+          core::ProductStats phases;
+          auto [dense, reuse_t] = time_layer_alternating(m, io, repeats, dense_layer_product, product, phases);
           set_dense(dense);
           row["reuse_forward_ms"] = reuse_t.forward_ms;
           row["reuse_backward_ms"] = reuse_t.backward_ms;
           row["reuse_ms"] = reuse_t.forward_ms + reuse_t.backward_ms;
           row["speedup"] = row["dense_ms"].get<double>() / row["reuse_ms"].get<double>();
           row["r_c"] = e.remaining_ratio;
-          m.set_product(product);
-          add_reuse_product_fields(row, pr, e, step_stats(m, io, repeats, *product));
+          add_reuse_product_fields(row, pr, e, phases);
         } else {
           m.set_product(dense_layer_product);
           set_dense(time_layer(m, x, needs_dx, repeats, 1000 + i));
