@@ -122,7 +122,8 @@ inline void add_to_sum(float* __restrict sum, const float* __restrict v, int64_t
 // += row i's sub-vector, whose element j is cols[j * ld + i], for i < count
 // and j < len. A 16-row slab is added 16 columns at a time through a
 // register transpose; rows are added in row order, so the sums are bit for
-// bit those of add_to_sum over the row-major tile.
+// bit those of add_to_sum over the row-major tile. All-zero rows (the zero
+// cluster) are added too, branch-free: +-0 added to a +0 sum leaves +0.
 #ifdef __AVX512F__
 // One 16 x 16 piece: columns [j0, j0 + q) of 16 consecutive rows (q <= 16;
 // the missing columns are zero lanes, which fall in the sums' padding).
