@@ -13,6 +13,7 @@
 #include "core/aligned_vector.h"
 #include "core/parallel.h"
 #include "core/stopwatch.h"
+#include "core/transpose16x16.h"
 
 namespace deja::reuse {
 
@@ -130,35 +131,9 @@ inline void add_to_sum(float* __restrict sum, const float* __restrict v, int64_t
 // Out of line: with its 32 registers it spills when inlined into a loop.
 __attribute__((noinline)) void add_piece16(const float* cols, int64_t ld, int64_t q, float* const* sums,
                                            int64_t j0) {
-  constexpr __mmask16 all = 0xffff;
-  constexpr __mmask8 all8 = 0xff;
-  __m512 r[16], t[16];
+  __m512 r[16];
   for (int j = 0; j < 16; ++j) r[j] = j < q ? _mm512_loadu_ps(cols + j * ld) : _mm512_setzero_ps();
-  // r[j] holds column j of the 16 rows; four shuffle rounds turn it into row j.
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_maskz_unpacklo_ps(all, r[i], r[i + 1]);
-    t[i + 1] = _mm512_maskz_unpackhi_ps(all, r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 16; i += 4) {
-    const __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
-    const __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
-    r[i] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(all8, a, c));
-    r[i + 1] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(all8, a, c));
-    r[i + 2] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(all8, b, d));
-    r[i + 3] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(all8, b, d));
-  }
-  for (int i = 0; i < 4; ++i) {
-    t[i] = _mm512_maskz_shuffle_f32x4(all, r[i], r[i + 4], 0x88);
-    t[i + 4] = _mm512_maskz_shuffle_f32x4(all, r[i], r[i + 4], 0xdd);
-    t[i + 8] = _mm512_maskz_shuffle_f32x4(all, r[i + 8], r[i + 12], 0x88);
-    t[i + 12] = _mm512_maskz_shuffle_f32x4(all, r[i + 8], r[i + 12], 0xdd);
-  }
-  for (int i = 0; i < 4; ++i) {
-    r[i] = _mm512_maskz_shuffle_f32x4(all, t[i], t[i + 8], 0x88);
-    r[i + 8] = _mm512_maskz_shuffle_f32x4(all, t[i], t[i + 8], 0xdd);
-    r[i + 4] = _mm512_maskz_shuffle_f32x4(all, t[i + 4], t[i + 12], 0x88);
-    r[i + 12] = _mm512_maskz_shuffle_f32x4(all, t[i + 4], t[i + 12], 0xdd);
-  }
+  core::transpose16x16(r);  // r[j] held column j of the 16 rows; now row j
   for (int i = 0; i < 16; ++i) {
     float* sum = sums[i] + j0;
     _mm512_store_ps(sum, _mm512_add_ps(_mm512_load_ps(sum), r[i]));
