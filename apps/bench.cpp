@@ -102,19 +102,6 @@ LayerTiming time_layer(layers::Module& m, const core::Tensor& input, bool needs_
   return time_layer(m, LayerInputs(m, input, needs_dx, seed), repeats);
 }
 
-// The phase times of b added to a (counts and seconds alike).
-void accumulate(core::ProductStats& a, const core::ProductStats& b) {
-  a.forward_calls += b.forward_calls;
-  a.remaining_ratio_sum += b.remaining_ratio_sum;
-  a.hash_s += b.hash_s;
-  a.cluster_s += b.cluster_s;
-  a.gemm_s += b.gemm_s;
-  a.scatter_s += b.scatter_s;
-  a.lowering_s += b.lowering_s;
-  a.forward_s += b.forward_s;
-  a.backward_s += b.backward_s;
-}
-
 // Dense and reuse timings of one layer taken alternately, a repeat of each
 // in turn, so the machine's drift (this VM's speed moves by up to 2x within
 // minutes) weighs on both alike and their ratio holds. Each repeat then
@@ -142,7 +129,7 @@ std::pair<LayerTiming, LayerTiming> time_layer_alternating(layers::Module& m, co
     reuse->reset_stats();
     core::Tensor y = m.forward(io.in);
     core::backward(y, io.dy);
-    accumulate(step_phases, reuse->stats());
+    step_phases += reuse->stats();
   }
   return {{core::median(df), core::median(db)}, {core::median(rf), core::median(rb)}};
 }

@@ -37,6 +37,19 @@ struct ProductStats {
   double mean_remaining_ratio() const {
     return forward_calls ? remaining_ratio_sum / forward_calls : 1.0;
   }
+  // Every count and time of o added to this one (per-epoch and per-repeat totals).
+  ProductStats& operator+=(const ProductStats& o) {
+    forward_calls += o.forward_calls;
+    remaining_ratio_sum += o.remaining_ratio_sum;
+    hash_s += o.hash_s;
+    cluster_s += o.cluster_s;
+    gemm_s += o.gemm_s;
+    scatter_s += o.scatter_s;
+    lowering_s += o.lowering_s;
+    forward_s += o.forward_s;
+    backward_s += o.backward_s;
+    return *this;
+  }
 };
 
 class Product {

@@ -269,20 +269,7 @@ Clustering cluster_rows(const core::RowSource& source, const Hasher& hasher, dou
             }
             const float* xs = tile_base + (i0 - t0) * ld + (s * l - c0);
             const float* next = xs + chunk * ld;
-            // Row i joins cluster id: its assignment, the count, the sum
-            // (the zero centroid gets nothing added).
-            auto take = [&](int64_t i, int32_t id) {
-              out[i] = id;
-              ++t.counts[id];
-              if (kk[i] != kZeroKey) add_to_sum(t.sums.data() + static_cast<int64_t>(id) * t.row, xs + i * ld, len);
-            };
-            // The last chunk (nothing to prefetch) with a small table: a
-            // plain loop (the pipeline below costs ~7% more there).
-            if (next_rows == 0 && t.small()) {
-              for (int64_t i = 0; i < chunk; ++i) take(i, t.find_or_add(kk[i]));
-              continue;
-            }
-            // Otherwise a software pipeline over the chunk: the table slot of
+            // A software pipeline over the chunk: the table slot of
             // row i + kSlotAhead is prefetched, row i + kIdAhead is looked up
             // (ids are still given in row order) and its cluster's sum
             // prefetched, row i is added: at fine rungs the tables outgrow L2
@@ -300,7 +287,12 @@ Clustering cluster_rows(const core::RowSource& source, const Hasher& hasher, dou
                 ids[i + kIdAhead] = ahead;
                 __builtin_prefetch(t.sums.data() + static_cast<int64_t>(ahead) * t.row);
               }
-              take(i, ids[i]);
+              // Row i joins its cluster: assignment, count, sum (the zero
+              // centroid gets nothing added).
+              const int32_t id = ids[i];
+              out[i] = id;
+              ++t.counts[id];
+              if (kk[i] != kZeroKey) add_to_sum(t.sums.data() + static_cast<int64_t>(id) * t.row, xs + i * ld, len);
             }
           }
           my_cluster += watch.lap();

@@ -149,18 +149,11 @@ void Trainer::harvest_product_stats() {
     const auto& s = p->stats();
     auto& acc = epoch_stats_[i];
     if (s.forward_calls > 0) {
-      acc.calls += s.forward_calls;
+      acc.totals += s;
       if (p->is_reuse()) {
         acc.reuse_calls += s.forward_calls;
         acc.rc_sum += s.remaining_ratio_sum;
       }
-      acc.hash_s += s.hash_s;
-      acc.cluster_s += s.cluster_s;
-      acc.gemm_s += s.gemm_s;
-      acc.scatter_s += s.scatter_s;
-      acc.lowering_s += s.lowering_s;
-      acc.forward_s += s.forward_s;
-      acc.backward_s += s.backward_s;
       std::string d = p->describe();
       if (acc.settings.size() < d.size() || acc.settings.compare(acc.settings.size() - d.size(), d.size(), d) != 0)
         acc.settings += (acc.settings.empty() ? "" : " -> ") + d;
@@ -176,16 +169,18 @@ core::Json Trainer::reuse_report() const {
   const auto& layers = model_->reuse_layers();
   for (size_t i = 0; i < layers.size() && i < epoch_stats_.size(); ++i) {
     const auto& a = epoch_stats_[i];
-    r[layers[i].name] = {{"settings", a.settings.empty() ? "dense" : a.settings},
-                         {"r_c", a.reuse_calls ? a.rc_sum / static_cast<double>(a.reuse_calls) : 1.0},
-                         {"reuse_fraction", a.calls ? static_cast<double>(a.reuse_calls) / a.calls : 0.0},
-                         {"hash_s", a.hash_s},
-                         {"cluster_s", a.cluster_s},
-                         {"gemm_s", a.gemm_s},
-                         {"scatter_s", a.scatter_s},
-                         {"lowering_s", a.lowering_s},
-                         {"forward_s", a.forward_s},
-                         {"backward_s", a.backward_s}};
+    const core::ProductStats& t = a.totals;
+    r[layers[i].name] = {
+        {"settings", a.settings.empty() ? "dense" : a.settings},
+        {"r_c", a.reuse_calls ? a.rc_sum / static_cast<double>(a.reuse_calls) : 1.0},
+        {"reuse_fraction", t.forward_calls ? static_cast<double>(a.reuse_calls) / t.forward_calls : 0.0},
+        {"hash_s", t.hash_s},
+        {"cluster_s", t.cluster_s},
+        {"gemm_s", t.gemm_s},
+        {"scatter_s", t.scatter_s},
+        {"lowering_s", t.lowering_s},
+        {"forward_s", t.forward_s},
+        {"backward_s", t.backward_s}};
   }
   return r;
 }

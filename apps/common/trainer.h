@@ -15,6 +15,7 @@
 #include "apps/common/task.h"
 #include "core/lr_schedule.h"
 #include "core/optimizer.h"
+#include "core/product.h"
 #include "layers/model.h"
 #include "reuse/schedule.h"
 
@@ -55,9 +56,9 @@ class Trainer {
   // Per-layer product statistics of the current epoch, harvested whenever a
   // layer's product is replaced so a rung change mid-epoch loses nothing.
   struct LayerEpochStats {
-    int64_t reuse_calls = 0, calls = 0;
-    double rc_sum = 0, hash_s = 0, cluster_s = 0, gemm_s = 0, scatter_s = 0, lowering_s = 0, forward_s = 0,
-           backward_s = 0;
+    core::ProductStats totals;  // all forwards of the epoch, dense or reuse
+    int64_t reuse_calls = 0;    // forwards on reuse settings, and their r_c sum
+    double rc_sum = 0;
     std::string settings;  // the settings it ran with, in order ("reuse(...) -> dense")
   };
   void harvest_product_stats();
