@@ -5,6 +5,7 @@
 #include <bit>
 #include <cstring>
 #include <stdexcept>
+#include <utility>
 
 #ifdef __AVX512F__
 #include <immintrin.h>
@@ -176,12 +177,16 @@ Clustering cluster_rows(const float* x, int64_t rows, int64_t k, const Hasher& h
 }
 
 Clustering cluster_rows(const core::RowSource& source, const Hasher& hasher, double* hash_s,
-                        double* cluster_s, int64_t expected_clusters, double* lowering_s) {
+                        double* cluster_s, int64_t expected_clusters, double* lowering_s,
+                        Clustering* storage) {
   const int64_t rows = source.rows(), k = source.cols();
   if (hasher.k() != k)
     throw std::invalid_argument("cluster_rows: hasher built for K = " + std::to_string(hasher.k()) +
                                 ", X has K = " + std::to_string(k));
+  // Every element of assign, count and centroid is written below, so reused
+  // vectors need no clearing.
   Clustering c;
+  if (storage) c = std::exchange(*storage, Clustering());
   c.rows = rows;
   c.k = k;
   c.L = hasher.L();

@@ -50,8 +50,10 @@ Clustering cluster_rows(const float* x, int64_t rows, int64_t k, const Hasher& h
 // when it has them in memory). The source's fills are added to *lowering_s
 // (thread 0's share) when given, else they count as hashing; making the
 // fills row-major for the centroid sums counts as hashing.
+// `storage`, when given, is a spent Clustering whose vectors are reused (no
+// fresh pages for big layers' centroids every step); it is left empty.
 Clustering cluster_rows(const core::RowSource& x, const Hasher& hasher, double* hash_s = nullptr,
                         double* cluster_s = nullptr, int64_t expected_clusters = 0,
-                        double* lowering_s = nullptr);
+                        double* lowering_s = nullptr, Clustering* storage = nullptr);
 
 }  // namespace deja::reuse

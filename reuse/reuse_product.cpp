@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 #include <stdexcept>
 #include <vector>
 
@@ -35,6 +36,11 @@
 #endif
 
 namespace deja::reuse {
+
+struct ClusteringSpare {
+  std::mutex mutex;
+  Clustering storage;
+};
 
 namespace {
 
@@ -217,6 +223,13 @@ constexpr int64_t kSliceColumns = 64;
 struct ReuseSaved final : core::ProductSaved {
   Clustering clustering;
   int64_t m = 0;
+  std::shared_ptr<ClusteringSpare> spare;  // where the clustering's storage goes when done
+  ~ReuseSaved() override {
+    if (!spare) return;
+    std::lock_guard<std::mutex> lock(spare->mutex);
+    if (clustering.centroid.capacity() > spare->storage.centroid.capacity())
+      spare->storage = std::move(clustering);
+  }
 };
 
 // [g0, g1) block ranges whose clusters x width floats stay under kGroupFloats.
@@ -234,7 +247,9 @@ std::vector<std::pair<int64_t, int64_t>> block_groups(const Clustering& c, int64
 
 }  // namespace
 
-ReuseProduct::ReuseProduct(const ReuseSettings& settings) { set_settings(settings); }
+ReuseProduct::ReuseProduct(const ReuseSettings& settings) : spare_(std::make_shared<ClusteringSpare>()) {
+  set_settings(settings);
+}
 ReuseProduct::~ReuseProduct() = default;
 
 void ReuseProduct::set_settings(const ReuseSettings& settings) {
@@ -288,9 +303,16 @@ std::unique_ptr<core::ProductSaved> ReuseProduct::forward_rows(const core::RowSo
     }
     saved = std::make_unique<ReuseSaved>();
     saved->m = m;
+    saved->spare = spare_;
+    Clustering storage;
+    {
+      std::lock_guard<std::mutex> lock(spare_->mutex);
+      storage = std::move(spare_->storage);
+      spare_->storage = Clustering();
+    }
     Clustering& c = saved->clustering;
     c = cluster_rows(x, *hasher_, &stats_.hash_s, &stats_.cluster_s, last_clusters_per_block_,
-                     &stats_.lowering_s);
+                     &stats_.lowering_s, &storage);
     last_clusters_per_block_ = c.blocks > 0 ? c.total_clusters() / c.blocks : 0;
     remaining_ratio = c.remaining_ratio();
   }

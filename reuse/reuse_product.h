@@ -21,6 +21,7 @@ namespace deja::reuse {
 
 class Hasher;
 struct Clustering;
+struct ClusteringSpare;
 
 class ReuseProduct final : public core::Product {
  public:
@@ -66,6 +67,11 @@ class ReuseProduct final : public core::Product {
   std::vector<float> dxc_;
   std::vector<core::AlignedVector<float>> partial_;
   int64_t last_clusters_per_block_ = 0;  // table size hint for the next forward
+  // The last released clustering's vectors, reused by the next forward: at
+  // fine rungs the centroids pass glibc's mmap threshold (58 MB at CifarNet
+  // conv2, r_c 0.28) and fresh pages cost ~10 us each to fault in on these
+  // VMs. Shared with the saved states, which may outlive the product.
+  std::shared_ptr<ClusteringSpare> spare_;
 };
 
 }  // namespace deja::reuse

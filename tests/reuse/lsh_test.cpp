@@ -388,3 +388,26 @@ TEST_CASE("clustering a tiled source equals clustering the matrix, bit for bit")
     }
   }
 }
+
+TEST_CASE("clustering into a spent clustering's storage equals clustering afresh") {
+  // The reuse product hands the last step's vectors back to cluster_rows; no
+  // stale entry of the bigger old result may survive into the new one.
+  const int64_t k = 120, l = 20;
+  Tensor big = redundant_rows(500, k, l, 11);
+  for (int64_t i = 0; i < 500 * k; ++i) big[i] += 0.5f * static_cast<float>(i % 7);  // many clusters
+  Tensor small = redundant_rows(200, k, l, 12);
+  auto h = reuse::make_hasher(settings("qproj", l, 8), k);
+  h->prepare(big.data(), 500, k, false);
+  reuse::Clustering spent = reuse::cluster_rows(core::MatrixRows(big.data(), 500, k), *h);
+  h->prepare(small.data(), 200, k, false);
+  auto fresh = reuse::cluster_rows(core::MatrixRows(small.data(), 200, k), *h);
+  REQUIRE(spent.total_clusters() > fresh.total_clusters());
+  auto reused = reuse::cluster_rows(core::MatrixRows(small.data(), 200, k), *h, nullptr, nullptr, 0, nullptr, &spent);
+  CHECK(spent.centroid.empty());
+  CHECK(reused.rows == 200);
+  CHECK(reused.assign == fresh.assign);
+  CHECK(reused.offset == fresh.offset);
+  CHECK(reused.count == fresh.count);
+  CHECK(reused.zero_id == fresh.zero_id);
+  CHECK(reused.centroid == fresh.centroid);
+}
