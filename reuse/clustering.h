@@ -28,6 +28,10 @@ struct Clustering {
   std::vector<int32_t> count;     // [total clusters]: members
   std::vector<float> centroid;    // [total clusters][L]: member mean, zero padded past the block width
   std::vector<int32_t> zero_id;   // [blocks]: id of the all-zero cluster, -1 when none
+  // keep_projection (filled by the reuse product): each row's projections
+  // onto its blocks' directions, [rows][blocks * H]; here so that its
+  // storage is recycled with the rest.
+  std::vector<float> projection;
 
   int64_t clusters(int64_t block) const { return offset[block + 1] - offset[block]; }
   int64_t total_clusters() const { return offset.empty() ? 0 : offset.back(); }

@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <vector>
 
@@ -29,6 +30,7 @@
 #include "core/stopwatch.h"
 #include "core/transpose.h"
 #include "reuse/clustering.h"
+#include "reuse/kept_projection.h"
 #include "reuse/lsh.h"
 
 #ifdef __AVX512F__
@@ -224,6 +226,11 @@ struct ReuseSaved final : core::ProductSaved {
   Clustering clustering;
   int64_t m = 0;
   std::shared_ptr<ClusteringSpare> spare;  // where the clustering's storage goes when done
+  // keep_projection: the blocks' directions [blocks][L][H] and G = V^T W^T
+  // [blocks * H][M] (kept_projection.h); the rows' projections are in
+  // clustering.projection.
+  std::vector<float> directions, g;
+  int64_t h = 0;
   ~ReuseSaved() override {
     if (!spare) return;
     std::lock_guard<std::mutex> lock(spare->mutex);
@@ -315,6 +322,24 @@ std::unique_ptr<core::ProductSaved> ReuseProduct::forward_rows(const core::RowSo
                      &stats_.lowering_s, &storage);
     last_clusters_per_block_ = c.blocks > 0 ? c.total_clusters() / c.blocks : 0;
     remaining_ratio = c.remaining_ratio();
+    if (settings_.keep_projection) {
+      // Rows' own projections onto their blocks' directions; the centroids
+      // keep only the rest (each row adds its own part back through P G).
+      core::Stopwatch watch;
+      saved->h = hasher_->H();
+      saved->directions = block_directions(*hasher_);
+      const int64_t h = saved->h, l = c.L, ldp = c.blocks * h;
+      c.projection.resize(static_cast<size_t>(n * ldp));
+      double lower = 0.0;
+      project_rows(x, saved->directions.data(), l, h, c.projection.data(), ldp, &lower);
+      core::parallel_for(c.blocks, [&](int64_t b0, int64_t b1) {
+        for (int64_t s = b0; s < b1; ++s)
+          remove_projection(c.centroid.data() + c.offset[s] * l, c.clusters(s), l,
+                            saved->directions.data() + s * l * h, std::min(l, k - s * l), h);
+      }, 1);
+      stats_.lowering_s += lower;
+      stats_.hash_s += watch.seconds() - lower;
+    }
   }
   if (exact_forward) {
     core::Stopwatch watch;
@@ -322,6 +347,16 @@ std::unique_ptr<core::ProductSaved> ReuseProduct::forward_rows(const core::RowSo
     stats_.gemm_s += watch.seconds();
   } else {
     cluster_forward(saved->clustering, w, y.data());
+    if (settings_.keep_projection && n > 0) {  // Y += P G
+      core::Stopwatch watch;
+      const Clustering& c = saved->clustering;
+      const int64_t ldp = c.blocks * saved->h;
+      saved->g.resize(static_cast<size_t>(ldp * m));
+      direction_products(saved->directions.data(), c.L, saved->h, w.data(), m, k, saved->g.data());
+      core::gemm(core::Trans::No, core::Trans::No, n, m, ldp, 1.0f, c.projection.data(), ldp, saved->g.data(), m,
+                 1.0f, y.data(), m);
+      stats_.gemm_s += watch.seconds();
+    }
   }
 
   last_remaining_ratio_ = remaining_ratio;
@@ -452,6 +487,7 @@ void ReuseProduct::backward_impl(core::ProductSaved& saved_base, const core::Ten
     stats_.gemm_s += total_s - std::min(lower, total_s);
   }
   const bool cluster_dx = (dx || sink) && !exact_dx;
+  const bool keep = settings_.keep_projection && !saved->directions.empty();
   if (!dw && !cluster_dx) {
     stats_.backward_s += total.seconds();
     return;
@@ -520,6 +556,8 @@ void ReuseProduct::backward_impl(core::ProductSaved& saved_base, const core::Ten
               const float inv = 1.0f / static_cast<float>(c.count[c.offset[s] + id]);
               for (int64_t j = 0; j < len; ++j) out[id * l + j] *= inv;
             }
+            if (keep)  // the part along the directions comes per row, from Q
+              remove_projection(out, ns, l, saved->directions.data() + s * l * saved->h, len, saved->h);
           }
         }
       }, 1);
@@ -527,6 +565,27 @@ void ReuseProduct::backward_impl(core::ProductSaved& saved_base, const core::Ten
     stats_.gemm_s += watch.lap();
 
     seg.swap(partial[0]);  // keep the buffer's capacity for the next group
+  }
+  // keep_projection: dW_s += (V_s Z_s)^T with Z = P^T dY, and Q = dY G^T for
+  // the rows' own input gradients along the directions.
+  const int64_t h = saved->h, ldp = c.blocks * h;
+  std::vector<float>& q = kept_q_;
+  if (keep && n > 0) {
+    watch.restart();
+    if (dw) {
+      std::vector<float> z(static_cast<size_t>(ldp * m));
+      core::gemm(core::Trans::Yes, core::Trans::No, ldp, m, n, 1.0f, c.projection.data(), ldp, dyd, m, 0.0f,
+                 z.data(), m);
+      for (int64_t s = 0; s < c.blocks; ++s)
+        core::gemm(core::Trans::Yes, core::Trans::Yes, m, std::min(l, k - s * l), h, 1.0f, z.data() + s * h * m, m,
+                   saved->directions.data() + s * l * h, h, 1.0f, dw + s * l, k);
+    }
+    if (cluster_dx) {
+      q.resize(static_cast<size_t>(n * ldp));
+      core::gemm(core::Trans::No, core::Trans::Yes, n, ldp, m, 1.0f, dyd, m, saved->g.data(), m, 0.0f, q.data(),
+                 ldp);
+    }
+    stats_.gemm_s += watch.lap();
   }
   // dX[i, block s] = dXc_s[cluster_s(i)] (+ beta dX), or those rows handed
   // to the sink a tile at a time (never all of dX in memory).
@@ -539,6 +598,10 @@ void ReuseProduct::backward_impl(core::ProductSaved& saved_base, const core::Ten
       core::parallel_for(n, [&](int64_t r0, int64_t r1) {
         write_dx_rows(dx, r0, r1, k, l, c.assign.data(), n, c.blocks, rows.data(), dx_beta);
       }, 64);
+      if (keep && n > 0)  // dX_s += Q_s V_s^T
+        for (int64_t s = 0; s < c.blocks; ++s)
+          core::gemm(core::Trans::No, core::Trans::Yes, n, std::min(l, k - s * l), h, 1.0f, q.data() + s * h, ldp,
+                     saved->directions.data() + s * l * h, h, 1.0f, dx + s * l, k);
     } else {
       // A tile of rows x one group of blocks (~kSinkColumns columns) at a
       // time, read from the per-cluster rows straight into K-major order
@@ -548,6 +611,8 @@ void ReuseProduct::backward_impl(core::ProductSaved& saved_base, const core::Ten
       // transpose ~25% longer again.
       const int64_t granule = std::max<int64_t>(1, sink->granule());
       const int64_t group = std::max<int64_t>(1, kSinkColumns / l);
+      std::optional<core::SerialBlasScope> serial;  // keep_projection: one small GEMM per tile and block
+      if (keep) serial.emplace();
       core::parallel_for_indexed((n + granule - 1) / granule, [&](int thread, int64_t u0, int64_t u1) {
         std::vector<float> tile_t(static_cast<size_t>(kSinkRows * group * l));
         std::vector<const float*> sources(static_cast<size_t>(kSinkRows));
@@ -567,6 +632,10 @@ void ReuseProduct::backward_impl(core::ProductSaved& saved_base, const core::Ten
               for (int64_t i = 0; i < count; ++i) sources[i] = rows[s] + static_cast<int64_t>(ids[i]) * l;
               core::transpose_rows(sources.data(), count, std::min(l, k - s * l),
                                    tile_t.data() + (s * l - c0) * count, count);
+              if (keep)  // + V_s Q_s^T for these rows (the tile is K-major)
+                core::gemm(core::Trans::No, core::Trans::Yes, std::min(l, k - s * l), count, h, 1.0f,
+                           saved->directions.data() + s * l * h, h, q.data() + r * ldp + s * h, ldp, 1.0f,
+                           tile_t.data() + (s * l - c0) * count, count);
             }
             sw.restart();
             sink->add_kmajor(r, count, c0, c1, tile_t.data(), count);

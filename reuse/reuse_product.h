@@ -65,6 +65,7 @@ class ReuseProduct final : public core::Product {
   // Rows of M floats (products, segment sums) start on cache lines.
   core::AlignedVector<float> products_, seg_;
   std::vector<float> dxc_;
+  std::vector<float> kept_q_;  // keep_projection: Q = dY G^T [rows][blocks * H]
   std::vector<core::AlignedVector<float>> partial_;
   int64_t last_clusters_per_block_ = 0;  // table size hint for the next forward
   // The last released clustering's vectors, reused by the next forward: at

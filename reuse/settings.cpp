@@ -38,11 +38,17 @@ void ReuseSettings::validate(const std::string& where) const {
   check_choice(where, "dx", dx, {"cluster", "exact"});
   check_choice(where, "forward", forward, {"cluster", "exact"});
   check_choice(where, "scope", scope, {"batch", "cross_batch"});
+  if (keep_projection && hash != "pca")
+    throw std::invalid_argument(where + ": key 'keep_projection' needs hash \"pca\" (orthonormal directions), got " +
+                                quoted(hash));
+  if (keep_projection && forward != "cluster")
+    throw std::invalid_argument(where + ": key 'keep_projection' needs forward \"cluster\", got " + quoted(forward));
 }
 
 ReuseSettings settings_from_json(const core::Json& j, const ReuseSettings& defaults,
                                  const std::string& where) {
-  core::reject_unknown_keys(j, {"enabled", "hash", "L", "H", "width", "dx", "forward", "scope"}, where);
+  core::reject_unknown_keys(j, {"enabled", "hash", "L", "H", "width", "dx", "forward", "keep_projection", "scope"},
+                            where);
   ReuseSettings s = defaults;
   s.enabled = core::read_bool(j, "enabled", s.enabled, where);
   s.hash = core::read_string(j, "hash", s.hash, where);
@@ -51,6 +57,7 @@ ReuseSettings settings_from_json(const core::Json& j, const ReuseSettings& defau
   s.width = core::read_number(j, "width", s.width, where);
   s.dx = core::read_string(j, "dx", s.dx, where);
   s.forward = core::read_string(j, "forward", s.forward, where);
+  s.keep_projection = core::read_bool(j, "keep_projection", s.keep_projection, where);
   s.scope = core::read_string(j, "scope", s.scope, where);
   s.validate(where);
   return s;
@@ -59,7 +66,7 @@ ReuseSettings settings_from_json(const core::Json& j, const ReuseSettings& defau
 core::Json settings_to_json(const ReuseSettings& s) {
   return core::Json{{"enabled", s.enabled}, {"hash", s.hash}, {"L", s.L},         {"H", s.H},
                     {"width", s.width},     {"dx", s.dx},     {"forward", s.forward},
-                    {"scope", s.scope}};
+                    {"keep_projection", s.keep_projection}, {"scope", s.scope}};
 }
 
 std::string describe(const ReuseSettings& s) {
@@ -69,6 +76,7 @@ std::string describe(const ReuseSettings& s) {
   if (s.width > 0.0) os << ", width=" << s.width;
   os << ", dx=" << s.dx;
   if (s.forward != "cluster") os << ", forward=" << s.forward;
+  if (s.keep_projection) os << ", keep_projection";
   if (s.scope != "batch") os << ", scope=" << s.scope;
   os << ")";
   return os.str();

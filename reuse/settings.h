@@ -29,6 +29,12 @@ struct ReuseSettings {
   // Y = X W^T densely and the clusters serve the backward only (dW, and dX in
   // cluster mode): the loss is exact, the gradients approximate.
   std::string forward = "cluster";
+  // With "pca" (orthonormal directions): every row keeps its own projection
+  // onto its block's H directions, exactly; only the rest of the sub-vector
+  // is shared by the cluster: x~ = c + V V^T (x - c). Costs one more product
+  // of rank H per block in each pass (about H / L of a dense one) and cuts
+  // the error of Y several-fold at equal r_c (docs/perf-notes.md, Round 11).
+  bool keep_projection = false;
   std::string scope = "batch";   // "batch" | "cross_batch"
   uint64_t seed = 0;             // hash matrices from make_rng(seed, RngPurpose::Hash, ...)
 
@@ -39,7 +45,7 @@ struct ReuseSettings {
 // The automatic qproj width (relative to the block RMS norm) when width == 0.
 inline constexpr double kDefaultRelativeWidth = 0.5;
 
-// Reads {"enabled", "hash", "L", "H", "width", "dx", "forward", "scope"} over `defaults`
+// Reads {"enabled", "hash", "L", "H", "width", "dx", "forward", "keep_projection", "scope"} over `defaults`
 // (absent keys keep the default); rejects unknown keys and bad values with
 // messages naming `where` and the key.
 ReuseSettings settings_from_json(const core::Json& j, const ReuseSettings& defaults,

@@ -1,0 +1,291 @@
+// keep_projection against plain-loop references: the dense product when the
+// directions span each block, the kept-projection computation (x~ = c + V V^T
+// (x - c), centroids and projections by loops, in double) on random data
+// through both doors (matrix and row source / sink), and finite differences
+// of that forward with the assignment and the directions held fixed.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/rng.h"
+#include "reuse/clustering.h"
+#include "reuse/kept_projection.h"
+#include "reuse/lsh.h"
+#include "reuse/reuse_product.h"
+
+using namespace deja;
+using core::Tensor;
+using reuse::ReuseSettings;
+
+namespace {
+
+// Normal entries with whole zero sub-vectors in ~1/4 of the blocks (as after a ReLU).
+Tensor rows_with_zero_blocks(int64_t n, int64_t k, int64_t l, uint64_t seed) {
+  core::Rng rng(seed, 7);
+  Tensor x = Tensor::empty({n, k});
+  for (int64_t i = 0; i < n * k; ++i) x[i] = rng.normal();
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t s = 0; s * l < k; ++s)
+      if (rng.uniform() < 0.25f)
+        for (int64_t j = s * l; j < std::min(k, (s + 1) * l); ++j) x[i * k + j] = 0.0f;
+  return x;
+}
+
+Tensor normal(core::Shape shape, uint64_t seed) {
+  core::Rng rng(seed, 9);
+  Tensor t = Tensor::empty(shape);
+  for (int64_t i = 0; i < t.numel(); ++i) t[i] = rng.normal();
+  return t;
+}
+
+ReuseSettings kept(int64_t l, int64_t h, double width) {
+  ReuseSettings s;
+  s.enabled = true;
+  s.hash = "pca";
+  s.L = l;
+  s.H = h;
+  s.width = width;
+  s.seed = 5;
+  s.keep_projection = true;
+  return s;
+}
+
+// The assignment and directions the product will use (same settings, same data).
+struct Fixed {
+  reuse::Clustering c;
+  std::vector<float> v;  // [blocks][L][H]
+};
+
+Fixed fixed_for(const ReuseSettings& s, const Tensor& x) {
+  auto hasher = reuse::make_hasher(s, x.size(1));
+  hasher->prepare(x.data(), x.size(0), x.size(1), false);
+  Fixed f;
+  f.c = reuse::cluster_rows(x.data(), x.size(0), x.size(1), *hasher);
+  f.v = reuse::block_directions(*hasher);
+  return f;
+}
+
+struct Reference {
+  std::vector<double> y, dw, dx;
+};
+
+// In double: X~ per block from loops, Y = X~ W^T, dW = dY^T X~,
+// dX = mean_c(D) + V V^T (D - mean_c(D)) with D = dY W.
+Reference reference(const Fixed& f, const Tensor& x, const Tensor& w, const Tensor& dy, int64_t h) {
+  const reuse::Clustering& c = f.c;
+  const int64_t n = x.size(0), k = x.size(1), m = w.size(0), l = c.L;
+  std::vector<double> xt(n * k, 0.0), d(n * k, 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < k; ++j)
+      for (int64_t o = 0; o < m; ++o) d[i * k + j] += dy[i * m + o] * double(w[o * k + j]);
+  Reference r;
+  r.dx.assign(n * k, 0.0);
+  for (int64_t s = 0; s < c.blocks; ++s) {
+    const int64_t lo = s * l, len = std::min(l, k - lo), nc = c.clusters(s);
+    const float* v = f.v.data() + s * l * h;
+    std::vector<double> cen(nc * len, 0.0), dmean(nc * len, 0.0);
+    std::vector<int64_t> size(nc, 0);
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t a = c.assign[s * n + i];
+      ++size[a];
+      for (int64_t j = 0; j < len; ++j) {
+        cen[a * len + j] += x[i * k + lo + j];
+        dmean[a * len + j] += d[i * k + lo + j];
+      }
+    }
+    for (int64_t a = 0; a < nc; ++a)
+      for (int64_t j = 0; j < len; ++j) {
+        cen[a * len + j] /= double(size[a]);
+        dmean[a * len + j] /= double(size[a]);
+      }
+    // u + V V^T (z - u) for a row's block
+    auto kept_part = [&](const double* u, const std::vector<double>& z, double* out) {
+      for (int64_t j = 0; j < len; ++j) out[j] = u[j];
+      for (int64_t q = 0; q < h; ++q) {
+        double p = 0.0;
+        for (int64_t j = 0; j < len; ++j) p += (z[j] - u[j]) * v[j * h + q];
+        for (int64_t j = 0; j < len; ++j) out[j] += p * v[j * h + q];
+      }
+    };
+    std::vector<double> z(len);
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t a = c.assign[s * n + i];
+      for (int64_t j = 0; j < len; ++j) z[j] = x[i * k + lo + j];
+      kept_part(&cen[a * len], z, &xt[i * k + lo]);
+      for (int64_t j = 0; j < len; ++j) z[j] = d[i * k + lo + j];
+      kept_part(&dmean[a * len], z, &r.dx[i * k + lo]);
+    }
+  }
+  r.y.assign(n * m, 0.0);
+  r.dw.assign(m * k, 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t o = 0; o < m; ++o)
+      for (int64_t j = 0; j < k; ++j) {
+        r.y[i * m + o] += xt[i * k + j] * w[o * k + j];
+        r.dw[o * k + j] += dy[i * m + o] * xt[i * k + j];
+      }
+  return r;
+}
+
+double max_abs_diff(const Tensor& a, const std::vector<double>& b) {
+  double d = 0.0;
+  for (size_t i = 0; i < b.size(); ++i) d = std::max(d, std::abs(double(a[static_cast<int64_t>(i)]) - b[i]));
+  return d;
+}
+
+struct Outputs {
+  Tensor y, dw, dx;
+};
+
+Outputs run(const ReuseSettings& s, const Tensor& x, const Tensor& w, const Tensor& dy) {
+  reuse::ReuseProduct p(s);
+  const int64_t n = x.size(0), k = x.size(1), m = w.size(0);
+  Outputs o{Tensor::full({n, m}, 123.0f), Tensor::zeros({m, k}), Tensor::full({n, k}, 7.0f)};
+  auto saved = p.forward(x, w, o.y, true);
+  REQUIRE(saved);
+  p.backward(*saved, dy, w, o.dw.data(), o.dx.data(), 0.0f);
+  return o;
+}
+
+// dX rows added into a matrix, a granule of rows at a time (as conv2d's col2im).
+class MatrixSink final : public core::RowSink {
+ public:
+  MatrixSink(Tensor& dx, int64_t granule) : dx_(dx), granule_(granule) {}
+  int64_t granule() const override { return granule_; }
+  int64_t cols() const override { return dx_.size(1); }
+  void add(int64_t r0, int64_t count, const float* rows, int64_t ld) override {
+    const int64_t k = dx_.size(1);
+    for (int64_t i = 0; i < count; ++i)
+      for (int64_t j = 0; j < k; ++j) dx_[(r0 + i) * k + j] += rows[i * ld + j];
+  }
+
+ private:
+  Tensor& dx_;
+  int64_t granule_;
+};
+
+// The same through forward_rows / backward_rows: X from a source without
+// memory behind it (rows k + 2 apart), dX into a sink.
+Outputs run_rows(const ReuseSettings& s, const Tensor& x, const Tensor& w, const Tensor& dy) {
+  reuse::ReuseProduct p(s);
+  const int64_t n = x.size(0), k = x.size(1), m = w.size(0);
+  Tensor padded = Tensor::full({n, k + 2}, 99.0f);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < k; ++j) padded[i * (k + 2) + j] = x[i * k + j];
+  core::MatrixRows source(padded.data(), n, k, k + 2);
+  REQUIRE(source.data() == nullptr);
+  Outputs o{Tensor::full({n, m}, 123.0f), Tensor::zeros({m, k}), Tensor::zeros({n, k})};
+  auto saved = p.forward_rows(source, w, o.y, true);
+  REQUIRE(saved);
+  MatrixSink sink(o.dx, 50);
+  p.backward_rows(*saved, dy, w, o.dw.data(), &sink);
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("keep_projection: directions spanning every block give the dense product") {
+  // H = L: V V^T = I, so x~ = x whatever the clusters, and cluster-mode dX
+  // is mean(D) (I - I) + D = D.
+  const int64_t n = 200, k = 24, m = 7, l = 6;
+  Tensor x = rows_with_zero_blocks(n, k, l, 1), w = normal({m, k}, 2), dy = normal({n, m}, 3);
+  auto s = kept(l, l, 2.0);
+  auto f = fixed_for(s, x);
+  REQUIRE(f.c.remaining_ratio() < 0.9);  // the rows do share clusters
+  Outputs o = run(s, x, w, dy);
+  double err_y = 0.0, err_dw = 0.0, err_dx = 0.0;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t o2 = 0; o2 < m; ++o2) {
+      double y = 0.0;
+      for (int64_t j = 0; j < k; ++j) y += double(x[i * k + j]) * w[o2 * k + j];
+      err_y = std::max(err_y, std::abs(y - o.y[i * m + o2]));
+    }
+  for (int64_t o2 = 0; o2 < m; ++o2)
+    for (int64_t j = 0; j < k; ++j) {
+      double g = 0.0;
+      for (int64_t i = 0; i < n; ++i) g += double(dy[i * m + o2]) * x[i * k + j];
+      err_dw = std::max(err_dw, std::abs(g - o.dw[o2 * k + j]));
+    }
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < k; ++j) {
+      double g = 0.0;
+      for (int64_t o2 = 0; o2 < m; ++o2) g += double(dy[i * m + o2]) * w[o2 * k + j];
+      err_dx = std::max(err_dx, std::abs(g - o.dx[i * k + j]));
+    }
+  CHECK(err_y < 1e-4);
+  CHECK(err_dw < 1e-3);
+  CHECK(err_dx < 1e-4);
+}
+
+TEST_CASE("keep_projection on random data equals the plain computation, through both doors") {
+  for (int64_t h : {1, 3, 8}) {
+    CAPTURE(h);
+    const int64_t n = 300, k = 37, m = 9, l = 8;  // L does not divide K
+    Tensor x = rows_with_zero_blocks(n, k, l, 11), w = normal({m, k}, 12), dy = normal({n, m}, 13);
+    auto s = kept(l, h, 1.0);
+    auto f = fixed_for(s, x);
+    CHECK(f.c.remaining_ratio() < 1.0);
+    auto ref = reference(f, x, w, dy, h);
+    Outputs o = run(s, x, w, dy);
+    CHECK(max_abs_diff(o.y, ref.y) < 1e-4);
+    CHECK(max_abs_diff(o.dw, ref.dw) < 1e-3);
+    CHECK(max_abs_diff(o.dx, ref.dx) < 1e-4);
+    Outputs t = run_rows(s, x, w, dy);
+    CHECK(max_abs_diff(t.y, ref.y) < 1e-4);
+    CHECK(max_abs_diff(t.dw, ref.dw) < 1e-3);
+    CHECK(max_abs_diff(t.dx, ref.dx) < 1e-4);
+  }
+}
+
+TEST_CASE("keep_projection: analytic gradients match finite differences of its forward") {
+  const int64_t n = 40, k = 13, m = 4, l = 5, h = 2;
+  Tensor x = rows_with_zero_blocks(n, k, l, 31), w = normal({m, k}, 32), dy = normal({n, m}, 33);
+  auto s = kept(l, h, 2.0);  // coarse: clusters of several rows
+  auto f = fixed_for(s, x);
+  REQUIRE(f.c.remaining_ratio() < 0.5);
+  Outputs o = run(s, x, w, dy);
+  // g(x, w) = <dY, Y(x, w)> with the assignment and the directions held fixed.
+  auto g = [&](const Tensor& xx, const Tensor& ww) {
+    auto r = reference(f, xx, ww, dy, h);
+    double v = 0.0;
+    for (int64_t i = 0; i < n * m; ++i) v += r.y[i] * dy[i];
+    return v;
+  };
+  const float eps = 1e-2f;
+  double grad_norm = 0.0;
+  for (int64_t q = 0; q < n * k; q += 3) {
+    Tensor xp = x.clone(), xm = x.clone();
+    xp[q] += eps;
+    xm[q] -= eps;
+    const double fd = (g(xp, w) - g(xm, w)) / (2.0 * eps);
+    REQUIRE(o.dx[q] == doctest::Approx(fd).epsilon(2e-3).scale(1.0));
+    grad_norm += std::abs(fd);
+  }
+  CHECK(grad_norm > 1.0);
+  for (int64_t q = 0; q < m * k; ++q) {
+    Tensor wp = w.clone(), wm = w.clone();
+    wp[q] += eps;
+    wm[q] -= eps;
+    const double fd = (g(x, wp) - g(x, wm)) / (2.0 * eps);
+    REQUIRE(o.dw[q] == doctest::Approx(fd).epsilon(2e-3).scale(1.0));
+  }
+}
+
+TEST_CASE("keep_projection needs orthonormal directions and the clustered forward") {
+  auto s = kept(8, 4, 1.0);
+  s.hash = "qproj";
+  CHECK_THROWS_WITH_AS(s.validate("model.layers[4].reuse"),
+                       "model.layers[4].reuse: key 'keep_projection' needs hash \"pca\" (orthonormal "
+                       "directions), got \"qproj\"",
+                       std::invalid_argument);
+  s.hash = "pca";
+  s.forward = "exact";
+  CHECK_THROWS_WITH_AS(s.validate("conv2"),
+                       "conv2: key 'keep_projection' needs forward \"cluster\", got \"exact\"",
+                       std::invalid_argument);
+  s.forward = "cluster";
+  CHECK_NOTHROW(s.validate("conv2"));
+}
