@@ -178,7 +178,7 @@ Clustering cluster_rows(const float* x, int64_t rows, int64_t k, const Hasher& h
 
 Clustering cluster_rows(const core::RowSource& source, const Hasher& hasher, double* hash_s,
                         double* cluster_s, int64_t expected_clusters, double* lowering_s,
-                        Clustering* storage) {
+                        Clustering* storage, float* projections) {
   const int64_t rows = source.rows(), k = source.cols();
   if (hasher.k() != k)
     throw std::invalid_argument("cluster_rows: hasher built for K = " + std::to_string(hasher.k()) +
@@ -245,8 +245,15 @@ Clustering cluster_rows(const core::RowSource& source, const Hasher& hasher, dou
           watch.restart();
           for (int64_t s = b0; s < b1; ++s) {
             uint64_t* block_keys = keys.data() + (s - b0) * kChunkRows;
-            if (x)
+            float* proj = projections ? projections + s * hasher.H() * rows + i0 : nullptr;
+            if (x && proj)
+              hasher.hash_block_projected(tile_base + (i0 - t0) * ld + (s * l - c0), chunk, ld, s, block_keys,
+                                          proj, rows);
+            else if (x)
               hasher.hash_block(tile_base + (i0 - t0) * ld + (s * l - c0), chunk, ld, s, block_keys);
+            else if (proj)
+              hasher.hash_block_kmajor_projected(tile_t.data() + (s * l - c0) * ldt + (i0 - t0), chunk, ldt, s,
+                                                 block_keys, proj, rows);
             else
               hasher.hash_block_kmajor(tile_t.data() + (s * l - c0) * ldt + (i0 - t0), chunk, ldt, s,
                                        block_keys);

@@ -28,9 +28,9 @@ struct Clustering {
   std::vector<int32_t> count;     // [total clusters]: members
   std::vector<float> centroid;    // [total clusters][L]: member mean, zero padded past the block width
   std::vector<int32_t> zero_id;   // [blocks]: id of the all-zero cluster, -1 when none
-  // keep_projection (filled by the reuse product): each row's projections
-  // onto its blocks' directions, [rows][blocks * H]; here so that its
-  // storage is recycled with the rest.
+  // keep_projection (filled by the reuse product through cluster_rows): each
+  // row's projections onto its blocks' directions, [blocks * H][rows]; here
+  // so that its storage is recycled with the rest.
   std::vector<float> projection;
 
   int64_t clusters(int64_t block) const { return offset[block + 1] - offset[block]; }
@@ -56,8 +56,11 @@ Clustering cluster_rows(const float* x, int64_t rows, int64_t k, const Hasher& h
 // fills row-major for the centroid sums counts as hashing.
 // `storage`, when given, is a spent Clustering whose vectors are reused (no
 // fresh pages for big layers' centroids every step); it is left empty.
+// `projections`, when given, receives every row's raw projections onto its
+// blocks' directions, block-major: [blocks * H][rows] (keep_projection).
 Clustering cluster_rows(const core::RowSource& x, const Hasher& hasher, double* hash_s = nullptr,
                         double* cluster_s = nullptr, int64_t expected_clusters = 0,
-                        double* lowering_s = nullptr, Clustering* storage = nullptr);
+                        double* lowering_s = nullptr, Clustering* storage = nullptr,
+                        float* projections = nullptr);
 
 }  // namespace deja::reuse

@@ -3,17 +3,14 @@
 
 #include <algorithm>
 
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
 #include "core/blas.h"
-#include "core/parallel.h"
-#include "core/serial_blas.h"
-#include "core/stopwatch.h"
 #include "reuse/lsh.h"
 
 namespace deja::reuse {
-
-namespace {
-constexpr int64_t kTileRows = 256;  // rows per K-major tile from a source (one CifarNet conv2 image)
-}  // namespace
 
 std::vector<float> block_directions(const Hasher& hasher) {
   const int64_t l = hasher.L(), h = hasher.H(), blocks = hasher.blocks();
@@ -24,37 +21,6 @@ std::vector<float> block_directions(const Hasher& hasher) {
     std::copy(r.begin(), r.begin() + len * h, v.begin() + s * l * h);
   }
   return v;
-}
-
-void project_rows(const core::RowSource& x, const float* v, int64_t l, int64_t h, float* p, int64_t ldp,
-                  double* lowering_s) {
-  const int64_t n = x.rows(), k = x.cols(), blocks = (k + l - 1) / l;
-  core::SerialBlasScope serial;  // one small GEMM per block and tile, tiles over our threads
-  if (const float* xd = x.data()) {
-    core::parallel_for(blocks, [&](int64_t b0, int64_t b1) {
-      for (int64_t s = b0; s < b1; ++s)
-        core::gemm(core::Trans::No, core::Trans::No, n, h, std::min(l, k - s * l), 1.0f, xd + s * l, k,
-                   v + s * l * h, h, 0.0f, p + s * h, ldp);
-    }, 1);
-    return;
-  }
-  double lower = 0.0;  // thread 0's fills
-  core::parallel_for_indexed((n + kTileRows - 1) / kTileRows, [&](int thread, int64_t t0, int64_t t1) {
-    std::vector<float> tile(static_cast<size_t>(kTileRows * k));
-    core::Stopwatch watch;
-    double mine = 0.0;
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t r0 = t * kTileRows, count = std::min(kTileRows, n - r0);
-      watch.restart();
-      x.fill_kmajor(r0, count, 0, k, tile.data(), count);  // [K][count]
-      mine += watch.seconds();
-      for (int64_t s = 0; s < blocks; ++s)  // P_s = X_s V_s, X_s^T being the tile's rows s*l ..
-        core::gemm(core::Trans::Yes, core::Trans::No, count, h, std::min(l, k - s * l), 1.0f,
-                   tile.data() + s * l * count, count, v + s * l * h, h, 0.0f, p + r0 * ldp + s * h, ldp);
-    }
-    if (thread == 0) lower = mine;
-  }, 1);
-  if (lowering_s) *lowering_s += lower;
 }
 
 void remove_projection(float* table, int64_t rows, int64_t ld, const float* v_s, int64_t len, int64_t h) {
@@ -70,6 +36,37 @@ void remove_projection(float* table, int64_t rows, int64_t ld, const float* v_s,
       row[j] -= a;
     }
   }
+}
+
+void add_direction_terms(float* tile, int64_t ldt, int64_t len, int64_t count, const float* v_s, int64_t h,
+                         const float* qt, int64_t ldq) {
+  int64_t i0 = 0;
+#ifdef __AVX512F__
+  // 16 rows at a time, 8 directions at a time in registers; every column j
+  // of the tile is one load, up to 8 FMAs (v broadcast) and one store.
+  for (; i0 < count; i0 += 16) {
+    const int64_t rows = std::min<int64_t>(16, count - i0);
+    const auto mask = static_cast<__mmask16>((1u << rows) - 1u);
+    for (int64_t q0 = 0; q0 < h; q0 += 8) {
+      const int64_t nq = std::min<int64_t>(8, h - q0);
+      __m512 qv[8];
+      for (int64_t q = 0; q < nq; ++q) qv[q] = _mm512_maskz_loadu_ps(mask, qt + (q0 + q) * ldq + i0);
+      for (int64_t j = 0; j < len; ++j) {
+        float* dst = tile + j * ldt + i0;
+        const float* vj = v_s + j * h + q0;
+        __m512 acc = _mm512_maskz_loadu_ps(mask, dst);
+        for (int64_t q = 0; q < nq; ++q) acc = _mm512_fmadd_ps(_mm512_set1_ps(vj[q]), qv[q], acc);
+        _mm512_mask_storeu_ps(dst, mask, acc);
+      }
+    }
+  }
+#endif
+  for (; i0 < count; ++i0)
+    for (int64_t j = 0; j < len; ++j) {
+      float a = 0.0f;
+      for (int64_t q = 0; q < h; ++q) a += v_s[j * h + q] * qt[q * ldq + i0];
+      tile[j * ldt + i0] += a;
+    }
 }
 
 void direction_products(const float* v, int64_t l, int64_t h, const float* w, int64_t m, int64_t k, float* g) {

@@ -8,14 +8,14 @@
 //   dW_s = (clustered dW on c^) + V_s (P_s^T dY) ... transposed into [M, len],
 //   dX_s = (cluster-mean dX_s)(I - V_s V_s^T) + (dY G_s^T) V_s^T,
 // the exact gradient of that forward with the assignment and V held fixed.
-// P and Q = dY G^T are [rows][blocks * H]: one GEMM of inner size blocks * H
-// (about H / L of the dense product's K) per pass.
+// P and Q^T = G dY^T (both [blocks * H][rows]; P from the hashing pass in
+// cluster_rows) make one GEMM of inner size blocks * H (about H / L of
+// the dense product's K) per pass.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
-#include "core/row_source.h"
 
 namespace deja::reuse {
 
@@ -25,14 +25,14 @@ class Hasher;
 // block's width are zero).
 std::vector<float> block_directions(const Hasher& hasher);
 
-// p[i * ldp + s * h + q] = X[i, block s] . V_s[:, q] for every row i, a tile
-// of rows at a time (K-major tiles from the source, one GEMM per block). The
-// source's fills are added to *lowering_s when given.
-void project_rows(const core::RowSource& x, const float* v, int64_t l, int64_t h, float* p, int64_t ldp,
-                  double* lowering_s = nullptr);
-
 // table[r, 0:len) -= V_s V_s^T table[r, 0:len) for r < rows (rows ld apart).
 void remove_projection(float* table, int64_t rows, int64_t ld, const float* v_s, int64_t len, int64_t h);
+
+// tile[j * ldt + i] += sum_q V_s[j, q] qt[q * ldq + i] for j < len, i < count:
+// a K-major dX tile's rows get their part along the directions, (Q_s V_s^T)^T
+// (h vector registers of Q held while the tile's columns stream by).
+void add_direction_terms(float* tile, int64_t ldt, int64_t len, int64_t count, const float* v_s, int64_t h,
+                         const float* qt, int64_t ldq);
 
 // g[(s * h + q) * m + o] = sum_j V_s[j, q] W[o, s * l + j]: G_s = V_s^T W_s^T, [blocks * H][M].
 void direction_products(const float* v, int64_t l, int64_t h, const float* w, int64_t m, int64_t k, float* g);

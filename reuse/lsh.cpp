@@ -159,6 +159,18 @@ class QprojHasher final : public Hasher {
     if (width_.empty()) throw std::logic_error("qproj hasher: prepare() was not called");
     run16<true>(xt, rows, ldt, block, keys);
   }
+  void hash_block_kmajor_projected(const float* xt, int64_t rows, int64_t ldt, int64_t block, uint64_t* keys,
+                                   float* proj, int64_t ldproj) const override {
+    if (width_.empty()) throw std::logic_error("qproj hasher: prepare() was not called");
+    run16<true>(xt, rows, ldt, block, keys, proj, ldproj);
+  }
+  void hash_block_projected(const float* x, int64_t rows, int64_t ldx, int64_t block, uint64_t* keys,
+                            float* proj, int64_t ldproj) const override {
+    if (width_.empty()) throw std::logic_error("qproj hasher: prepare() was not called");
+    if (ldx > (std::numeric_limits<int32_t>::max() - k_) / 16)
+      return Hasher::hash_block_projected(x, rows, ldx, block, keys, proj, ldproj);
+    run16<false>(x, rows, ldx, block, keys, proj, ldproj);
+  }
 #endif
 
  private:
@@ -247,8 +259,18 @@ class QprojHasher final : public Hasher {
     }
   }
 
+  // proj (when not null): the projections of row r at proj[q * ldproj + r].
   template <bool KMajor>
-  void run16(const float* x, int64_t rows, int64_t ldx, int64_t block, uint64_t* keys) const {
+  void run16(const float* x, int64_t rows, int64_t ldx, int64_t block, uint64_t* keys, float* proj = nullptr,
+             int64_t ldproj = 0) const {
+    // 16 rows' projection q (one per lane) to proj, rows i ... i + 15.
+    auto store_projections = [&](const __m512* p, int64_t h0, int64_t hb, int64_t i, __mmask16 mask) {
+      for (int64_t q = 0; q < hb && h0 + q < h_; ++q) {
+        float* dst = proj + (h0 + q) * ldproj + i;
+        if (mask == 0xffff) _mm512_storeu_ps(dst, p[q]);
+        else _mm512_mask_storeu_ps(dst, mask, p[q]);
+      }
+    };
     const int64_t len = block_width(block);
     const float inv_w = 1.0f / width_[block];
     const __m512i idx = _mm512_mullo_epi32(
@@ -261,6 +283,7 @@ class QprojHasher final : public Hasher {
         __m512i bits[2];
         project_slabs<8, 2, KMajor>(xi, idx, ldx, 0xffff, len, block_projections(block), hp_, 0, p, bits);
         for (int64_t slab = 0; slab < 2; ++slab) {
+          if (proj) store_projections(p + 8 * slab, 0, 8, i + 16 * slab, 0xffff);
           __m512i z1 = _mm512_setzero_si512(), z2 = _mm512_setzero_si512();
           quantise16<8>(p + 8 * slab, 0, inv_w, z1, z2);
           store_keys16(z1, z2, bits[slab], 0xffff, keys + i + 16 * slab);
@@ -274,10 +297,12 @@ class QprojHasher final : public Hasher {
       __m512 p[16];
       if (hp_ == 8) {
         project_slabs<8, 1, KMajor>(xi, idx, ldx, rows_mask, len, block_projections(block), hp_, 0, p, &bits);
+        if (proj) store_projections(p, 0, 8, i, rows_mask);
         quantise16<8>(p, 0, inv_w, z1, z2);
       } else {
         for (int64_t h0 = 0; h0 < hp_ && h0 < h_; h0 += 16) {
           project_slabs<16, 1, KMajor>(xi, idx, ldx, rows_mask, len, block_projections(block), hp_, h0, p, &bits);
+          if (proj) store_projections(p, h0, 16, i, rows_mask);
           quantise16<16>(p, h0, inv_w, z1, z2);
         }
       }
@@ -390,6 +415,32 @@ std::vector<float> Hasher::projections(int64_t block) const {
   for (int64_t j = 0; j < l_; ++j)
     for (int64_t h = 0; h < h_; ++h) out[j * h_ + h] = r[j * hp_ + h];
   return out;
+}
+
+void Hasher::hash_block_projected(const float* x, int64_t rows, int64_t ldx, int64_t block, uint64_t* keys,
+                                  float* proj, int64_t ldproj) const {
+  hash_block(x, rows, ldx, block, keys);
+  const float* r = block_projections(block);
+  const int64_t len = block_width(block);
+  for (int64_t q = 0; q < h_; ++q)
+    for (int64_t i = 0; i < rows; ++i) {
+      float a = 0.0f;
+      for (int64_t j = 0; j < len; ++j) a += x[i * ldx + j] * r[j * hp_ + q];
+      proj[q * ldproj + i] = a;
+    }
+}
+
+void Hasher::hash_block_kmajor_projected(const float* xt, int64_t rows, int64_t ldt, int64_t block,
+                                         uint64_t* keys, float* proj, int64_t ldproj) const {
+  hash_block_kmajor(xt, rows, ldt, block, keys);
+  const float* r = block_projections(block);
+  const int64_t len = block_width(block);
+  for (int64_t q = 0; q < h_; ++q)
+    for (int64_t i = 0; i < rows; ++i) {
+      float a = 0.0f;
+      for (int64_t j = 0; j < len; ++j) a += xt[j * ldt + i] * r[j * hp_ + q];
+      proj[q * ldproj + i] = a;
+    }
 }
 
 void Hasher::hash_block_kmajor(const float* xt, int64_t rows, int64_t ldt, int64_t block,

@@ -64,6 +64,14 @@ class Hasher {
   // reads the columns directly (its AVX-512 path).
   virtual void hash_block_kmajor(const float* xt, int64_t rows, int64_t ldt, int64_t block,
                                  uint64_t* keys) const;
+  // Both of the above, also giving each row's raw projections onto the
+  // block's directions, proj[q * ldproj + r] = x_r . R[:, q] for q < H
+  // (keep_projection). The defaults hash, then project with plain loops;
+  // qproj/pca take them from the registers the keys come from.
+  virtual void hash_block_projected(const float* x, int64_t rows, int64_t ldx, int64_t block,
+                                    uint64_t* keys, float* proj, int64_t ldproj) const;
+  virtual void hash_block_kmajor_projected(const float* xt, int64_t rows, int64_t ldt, int64_t block,
+                                           uint64_t* keys, float* proj, int64_t ldproj) const;
   uint64_t key(const float* sub, int64_t block) const {  // one sub-vector, for tests
     uint64_t out;
     hash_block(sub, 1, 0, block, &out);

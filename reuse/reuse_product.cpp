@@ -20,7 +20,6 @@
 #include <algorithm>
 #include <cstring>
 #include <mutex>
-#include <optional>
 #include <stdexcept>
 #include <vector>
 
@@ -317,28 +316,31 @@ std::unique_ptr<core::ProductSaved> ReuseProduct::forward_rows(const core::RowSo
       storage = std::move(spare_->storage);
       spare_->storage = Clustering();
     }
+    // keep_projection: the hashing pass also leaves every row's projections
+    // (block-major [blocks * H][rows]) in the clustering.
+    float* projections = nullptr;
+    if (settings_.keep_projection) {
+      storage.projection.resize(static_cast<size_t>(hasher_->blocks() * hasher_->H() * n));
+      projections = storage.projection.data();
+    }
     Clustering& c = saved->clustering;
     c = cluster_rows(x, *hasher_, &stats_.hash_s, &stats_.cluster_s, last_clusters_per_block_,
-                     &stats_.lowering_s, &storage);
+                     &stats_.lowering_s, &storage, projections);
     last_clusters_per_block_ = c.blocks > 0 ? c.total_clusters() / c.blocks : 0;
     remaining_ratio = c.remaining_ratio();
     if (settings_.keep_projection) {
-      // Rows' own projections onto their blocks' directions; the centroids
-      // keep only the rest (each row adds its own part back through P G).
+      // The centroids keep only their part off the directions (each row
+      // adds its own part back through P G).
       core::Stopwatch watch;
       saved->h = hasher_->H();
       saved->directions = block_directions(*hasher_);
-      const int64_t h = saved->h, l = c.L, ldp = c.blocks * h;
-      c.projection.resize(static_cast<size_t>(n * ldp));
-      double lower = 0.0;
-      project_rows(x, saved->directions.data(), l, h, c.projection.data(), ldp, &lower);
+      const int64_t h = saved->h, l = c.L;
       core::parallel_for(c.blocks, [&](int64_t b0, int64_t b1) {
         for (int64_t s = b0; s < b1; ++s)
           remove_projection(c.centroid.data() + c.offset[s] * l, c.clusters(s), l,
                             saved->directions.data() + s * l * h, std::min(l, k - s * l), h);
       }, 1);
-      stats_.lowering_s += lower;
-      stats_.hash_s += watch.seconds() - lower;
+      stats_.cluster_s += watch.seconds();
     }
   }
   if (exact_forward) {
@@ -353,7 +355,7 @@ std::unique_ptr<core::ProductSaved> ReuseProduct::forward_rows(const core::RowSo
       const int64_t ldp = c.blocks * saved->h;
       saved->g.resize(static_cast<size_t>(ldp * m));
       direction_products(saved->directions.data(), c.L, saved->h, w.data(), m, k, saved->g.data());
-      core::gemm(core::Trans::No, core::Trans::No, n, m, ldp, 1.0f, c.projection.data(), ldp, saved->g.data(), m,
+      core::gemm(core::Trans::Yes, core::Trans::No, n, m, ldp, 1.0f, c.projection.data(), n, saved->g.data(), m,
                  1.0f, y.data(), m);
       stats_.gemm_s += watch.seconds();
     }
@@ -574,16 +576,16 @@ void ReuseProduct::backward_impl(core::ProductSaved& saved_base, const core::Ten
     watch.restart();
     if (dw) {
       std::vector<float> z(static_cast<size_t>(ldp * m));
-      core::gemm(core::Trans::Yes, core::Trans::No, ldp, m, n, 1.0f, c.projection.data(), ldp, dyd, m, 0.0f,
+      core::gemm(core::Trans::No, core::Trans::No, ldp, m, n, 1.0f, c.projection.data(), n, dyd, m, 0.0f,
                  z.data(), m);
       for (int64_t s = 0; s < c.blocks; ++s)
         core::gemm(core::Trans::Yes, core::Trans::Yes, m, std::min(l, k - s * l), h, 1.0f, z.data() + s * h * m, m,
                    saved->directions.data() + s * l * h, h, 1.0f, dw + s * l, k);
     }
-    if (cluster_dx) {
+    if (cluster_dx) {  // Q^T = G dY^T, [blocks * H][rows]
       q.resize(static_cast<size_t>(n * ldp));
-      core::gemm(core::Trans::No, core::Trans::Yes, n, ldp, m, 1.0f, dyd, m, saved->g.data(), m, 0.0f, q.data(),
-                 ldp);
+      core::gemm(core::Trans::No, core::Trans::Yes, ldp, n, m, 1.0f, saved->g.data(), m, dyd, m, 0.0f, q.data(),
+                 n);
     }
     stats_.gemm_s += watch.lap();
   }
@@ -600,7 +602,7 @@ void ReuseProduct::backward_impl(core::ProductSaved& saved_base, const core::Ten
       }, 64);
       if (keep && n > 0)  // dX_s += Q_s V_s^T
         for (int64_t s = 0; s < c.blocks; ++s)
-          core::gemm(core::Trans::No, core::Trans::Yes, n, std::min(l, k - s * l), h, 1.0f, q.data() + s * h, ldp,
+          core::gemm(core::Trans::Yes, core::Trans::Yes, n, std::min(l, k - s * l), h, 1.0f, q.data() + s * h * n, n,
                      saved->directions.data() + s * l * h, h, 1.0f, dx + s * l, k);
     } else {
       // A tile of rows x one group of blocks (~kSinkColumns columns) at a
@@ -611,8 +613,6 @@ void ReuseProduct::backward_impl(core::ProductSaved& saved_base, const core::Ten
       // transpose ~25% longer again.
       const int64_t granule = std::max<int64_t>(1, sink->granule());
       const int64_t group = std::max<int64_t>(1, kSinkColumns / l);
-      std::optional<core::SerialBlasScope> serial;  // keep_projection: one small GEMM per tile and block
-      if (keep) serial.emplace();
       core::parallel_for_indexed((n + granule - 1) / granule, [&](int thread, int64_t u0, int64_t u1) {
         std::vector<float> tile_t(static_cast<size_t>(kSinkRows * group * l));
         std::vector<const float*> sources(static_cast<size_t>(kSinkRows));
@@ -632,10 +632,9 @@ void ReuseProduct::backward_impl(core::ProductSaved& saved_base, const core::Ten
               for (int64_t i = 0; i < count; ++i) sources[i] = rows[s] + static_cast<int64_t>(ids[i]) * l;
               core::transpose_rows(sources.data(), count, std::min(l, k - s * l),
                                    tile_t.data() + (s * l - c0) * count, count);
-              if (keep)  // + V_s Q_s^T for these rows (the tile is K-major)
-                core::gemm(core::Trans::No, core::Trans::Yes, std::min(l, k - s * l), count, h, 1.0f,
-                           saved->directions.data() + s * l * h, h, q.data() + r * ldp + s * h, ldp, 1.0f,
-                           tile_t.data() + (s * l - c0) * count, count);
+              if (keep)  // + (Q_s V_s^T)^T for these rows (the tile is K-major)
+                add_direction_terms(tile_t.data() + (s * l - c0) * count, count, std::min(l, k - s * l), count,
+                                    saved->directions.data() + s * l * h, h, q.data() + s * h * n + r, n);
             }
             sw.restart();
             sink->add_kmajor(r, count, c0, c1, tile_t.data(), count);

@@ -289,3 +289,25 @@ TEST_CASE("keep_projection needs orthonormal directions and the clustered forwar
   s.forward = "cluster";
   CHECK_NOTHROW(s.validate("conv2"));
 }
+
+TEST_CASE("add_direction_terms equals the plain loop") {
+  for (int64_t count : {5, 16, 37}) {
+    for (int64_t h : {3, 8, 11, 20}) {
+      CAPTURE(count);
+      CAPTURE(h);
+      const int64_t len = 13, ldt = count + 3, ldq = count + 5;
+      Tensor tile = normal({len, ldt}, 40), v = normal({len, h}, 41), qt = normal({h, ldq}, 42);
+      Tensor expected = tile.clone();
+      for (int64_t j = 0; j < len; ++j)
+        for (int64_t i = 0; i < count; ++i) {
+          double a = 0.0;
+          for (int64_t q = 0; q < h; ++q) a += double(v[j * h + q]) * qt[q * ldq + i];
+          expected[j * ldt + i] = static_cast<float>(expected[j * ldt + i] + a);
+        }
+      reuse::add_direction_terms(tile.data(), ldt, len, count, v.data(), h, qt.data(), ldq);
+      double worst = 0.0;
+      for (int64_t e = 0; e < len * ldt; ++e) worst = std::max(worst, double(std::abs(tile[e] - expected[e])));
+      CHECK(worst < 1e-4);  // the padding columns count too: untouched
+    }
+  }
+}

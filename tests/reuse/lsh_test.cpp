@@ -411,3 +411,40 @@ TEST_CASE("clustering into a spent clustering's storage equals clustering afresh
   CHECK(reused.zero_id == fresh.zero_id);
   CHECK(reused.centroid == fresh.centroid);
 }
+
+TEST_CASE("hashing with projections: the same keys, and projections equal to plain dot products") {
+  const int64_t n = 75, k = 61, l = 20;  // 75 rows: two-slab passes, a 16-row pass and a tail
+  Tensor x = redundant_rows(n, k, l, 21);
+  Tensor xt = Tensor::empty({k, n});  // column-major copy for the K-major door
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < k; ++j) xt[j * n + i] = x[i * k + j];
+  for (std::string hash : {"qproj", "pca", "sign"}) {
+    for (int64_t h : {3, 8, 20}) {
+      CAPTURE(hash);
+      CAPTURE(h);
+      auto hs = reuse::make_hasher(settings(hash, l, h), k);
+      hs->prepare(x.data(), n, k, false);
+      for (int64_t s = 0; s < hs->blocks(); ++s) {
+        const int64_t len = hs->block_width(s);
+        const std::vector<float> r = hs->projections(s);
+        std::vector<uint64_t> plain(n), rows_keys(n), kmajor_keys(n);
+        std::vector<float> p_rows(h * (n + 1), -1.0f), p_kmajor(h * (n + 1), -1.0f);
+        hs->hash_block(x.data() + s * l, n, k, s, plain.data());
+        hs->hash_block_projected(x.data() + s * l, n, k, s, rows_keys.data(), p_rows.data(), n + 1);
+        hs->hash_block_kmajor_projected(xt.data() + s * l * n, n, n, s, kmajor_keys.data(), p_kmajor.data(), n + 1);
+        CHECK(rows_keys == plain);
+        CHECK(kmajor_keys == plain);
+        double worst = 0.0;
+        for (int64_t q = 0; q < h; ++q) {
+          for (int64_t i = 0; i < n; ++i) {
+            double dot = 0.0;
+            for (int64_t j = 0; j < len; ++j) dot += double(x[i * k + s * l + j]) * r[j * h + q];
+            worst = std::max({worst, std::abs(dot - p_rows[q * (n + 1) + i]), std::abs(dot - p_kmajor[q * (n + 1) + i])});
+          }
+          CHECK(p_rows[q * (n + 1) + n] == -1.0f);  // nothing written past the rows
+        }
+        CHECK(worst < 1e-4);
+      }
+    }
+  }
+}
