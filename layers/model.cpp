@@ -33,7 +33,7 @@ void apply_lstm_reuse(Lstm& lstm, const reuse::ReuseSettings& settings) {
     core::Product* p = current[static_cast<size_t>(k)];
     const bool shared = std::count(current.begin(), current.end(), p) > 1;
     auto* reuse_product = dynamic_cast<reuse::ReuseProduct*>(p);
-    if (s.enabled && reuse_product && !shared) reuse_product->set_settings(s);
+    if (s.enabled && !s.lowrank && reuse_product && !shared) reuse_product->set_settings(s);
     else lstm.set_layer_product(k, reuse::make_product(s));
   }
 }
@@ -46,7 +46,7 @@ void Model::apply_reuse(size_t i, const reuse::ReuseSettings& settings) {
     apply_lstm_reuse(*lstm, settings);
     return;
   }
-  if (settings.enabled) {
+  if (settings.enabled && !settings.lowrank) {
     if (auto* current = dynamic_cast<reuse::ReuseProduct*>(m.product())) {
       current->set_settings(settings);
       return;

@@ -36,7 +36,7 @@ ProductErrors compare_to_dense(core::Product& product, const core::Tensor& x,
   auto saved = product.forward(x, w, y, true);
   product.backward(*saved, dy, w, dw.data(), dx.data(), 0.0f);
   const auto* reuse = dynamic_cast<const ReuseProduct*>(&product);
-  const double r_c = reuse ? reuse->last_remaining_ratio() : 1.0;
+  const double r_c = reuse ? reuse->last_remaining_ratio() : product.stats().mean_remaining_ratio();
   core::gemm(Trans::No, Trans::Yes, n, m, k, 1.0f, x.data(), k, w.data(), k, 0.0f, y_ref.data(), m);
   core::gemm(Trans::Yes, Trans::No, m, k, n, 1.0f, dy.data(), m, x.data(), k, 0.0f, dw_ref.data(), k);
   core::gemm(Trans::No, Trans::No, n, k, m, 1.0f, dy.data(), m, w.data(), k, 0.0f, dx_ref.data(), k);

@@ -4,6 +4,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "reuse/lowrank_product.h"
 #include "reuse/reuse_product.h"
 
 namespace deja::reuse {
@@ -41,13 +42,19 @@ void ReuseSettings::validate(const std::string& where) const {
   if (keep_projection && hash != "pca")
     throw std::invalid_argument(where + ": key 'keep_projection' needs hash \"pca\" (orthonormal directions), got " +
                                 quoted(hash));
+  if (lowrank && hash != "pca")
+    throw std::invalid_argument(where + ": key 'lowrank' needs hash \"pca\" (its directions), got " + quoted(hash));
+  if (lowrank && keep_projection)
+    throw std::invalid_argument(where + ": keys 'lowrank' and 'keep_projection' exclude each other");
+  if (lowrank && (forward != "cluster" || dx != "cluster"))
+    throw std::invalid_argument(where + ": key 'lowrank' computes Y and dX itself (leave 'forward' and 'dx' unset)");
   if (keep_projection && forward != "cluster")
     throw std::invalid_argument(where + ": key 'keep_projection' needs forward \"cluster\", got " + quoted(forward));
 }
 
 ReuseSettings settings_from_json(const core::Json& j, const ReuseSettings& defaults,
                                  const std::string& where) {
-  core::reject_unknown_keys(j, {"enabled", "hash", "L", "H", "width", "dx", "forward", "keep_projection", "scope"},
+  core::reject_unknown_keys(j, {"enabled", "hash", "L", "H", "width", "dx", "forward", "keep_projection", "lowrank", "scope"},
                             where);
   ReuseSettings s = defaults;
   s.enabled = core::read_bool(j, "enabled", s.enabled, where);
@@ -58,6 +65,7 @@ ReuseSettings settings_from_json(const core::Json& j, const ReuseSettings& defau
   s.dx = core::read_string(j, "dx", s.dx, where);
   s.forward = core::read_string(j, "forward", s.forward, where);
   s.keep_projection = core::read_bool(j, "keep_projection", s.keep_projection, where);
+  s.lowrank = core::read_bool(j, "lowrank", s.lowrank, where);
   s.scope = core::read_string(j, "scope", s.scope, where);
   s.validate(where);
   return s;
@@ -66,7 +74,7 @@ ReuseSettings settings_from_json(const core::Json& j, const ReuseSettings& defau
 core::Json settings_to_json(const ReuseSettings& s) {
   return core::Json{{"enabled", s.enabled}, {"hash", s.hash}, {"L", s.L},         {"H", s.H},
                     {"width", s.width},     {"dx", s.dx},     {"forward", s.forward},
-                    {"keep_projection", s.keep_projection}, {"scope", s.scope}};
+                    {"keep_projection", s.keep_projection}, {"lowrank", s.lowrank}, {"scope", s.scope}};
 }
 
 std::string describe(const ReuseSettings& s) {
@@ -77,6 +85,7 @@ std::string describe(const ReuseSettings& s) {
   os << ", dx=" << s.dx;
   if (s.forward != "cluster") os << ", forward=" << s.forward;
   if (s.keep_projection) os << ", keep_projection";
+  if (s.lowrank) os << ", lowrank";
   if (s.scope != "batch") os << ", scope=" << s.scope;
   os << ")";
   return os.str();
@@ -84,6 +93,7 @@ std::string describe(const ReuseSettings& s) {
 
 std::shared_ptr<core::Product> make_product(const ReuseSettings& s) {
   if (!s.enabled) return core::make_dense_product();
+  if (s.lowrank) return std::make_shared<LowRankProduct>(s);
   return std::make_shared<ReuseProduct>(s);
 }
 

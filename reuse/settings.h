@@ -35,6 +35,10 @@ struct ReuseSettings {
   // of rank H per block in each pass (about H / L of a dense one) and cuts
   // the error of Y several-fold at equal r_c (docs/perf-notes.md, Round 11).
   bool keep_projection = false;
+  // No clusters at all: every sub-vector is replaced by its projection onto
+  // its block's H leading principal directions (LowRankProduct,
+  // lowrank_product.h). Needs "pca", whose fit gives the directions.
+  bool lowrank = false;
   std::string scope = "batch";   // "batch" | "cross_batch"
   uint64_t seed = 0;             // hash matrices from make_rng(seed, RngPurpose::Hash, ...)
 
@@ -45,7 +49,8 @@ struct ReuseSettings {
 // The automatic qproj width (relative to the block RMS norm) when width == 0.
 inline constexpr double kDefaultRelativeWidth = 0.5;
 
-// Reads {"enabled", "hash", "L", "H", "width", "dx", "forward", "keep_projection", "scope"} over `defaults`
+// Reads {"enabled", "hash", "L", "H", "width", "dx", "forward", "keep_projection", "lowrank", "scope"}
+// over `defaults`
 // (absent keys keep the default); rejects unknown keys and bad values with
 // messages naming `where` and the key.
 ReuseSettings settings_from_json(const core::Json& j, const ReuseSettings& defaults,
@@ -53,7 +58,7 @@ ReuseSettings settings_from_json(const core::Json& j, const ReuseSettings& defau
 core::Json settings_to_json(const ReuseSettings&);
 // "dense" or "reuse(hash=qproj, L=10, H=8, dx=cluster)"
 std::string describe(const ReuseSettings&);
-// The dense product when !enabled, else a ReuseProduct.
+// The dense product when !enabled, a LowRankProduct when lowrank, else a ReuseProduct.
 std::shared_ptr<core::Product> make_product(const ReuseSettings&);
 
 }  // namespace deja::reuse

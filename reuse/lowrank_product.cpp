@@ -1,0 +1,219 @@
+// The low-rank product (see lowrank_product.h). P is kept block-major,
+// [blocks * H][rows], so a block's projections of a tile of rows are one
+// GEMM output and the three products are plain sgemm calls.
+#include "reuse/lowrank_product.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "core/blas.h"
+#include "core/parallel.h"
+#include "core/serial_blas.h"
+#include "core/stopwatch.h"
+#include "reuse/kept_projection.h"
+#include "reuse/lsh.h"
+
+namespace deja::reuse {
+
+namespace {
+
+constexpr int64_t kTileRows = 256;  // rows per K-major tile from a source (one CifarNet conv2 image)
+
+struct LowRankSaved final : core::ProductSaved {
+  int64_t n = 0, k = 0, m = 0, l = 0, h = 0, blocks = 0;
+  std::vector<float> projections;  // P, [blocks * H][rows]
+  std::vector<float> directions;   // V, [blocks][L][H]
+  std::vector<float> g;            // G = V^T W^T, [blocks * H][M]
+  std::shared_ptr<LowRankProduct::Spare> spare;
+  ~LowRankSaved() override {
+    if (!spare) return;
+    std::lock_guard<std::mutex> lock(spare->mutex);
+    if (projections.capacity() > spare->projections.capacity()) spare->projections.swap(projections);
+  }
+};
+
+}  // namespace
+
+LowRankProduct::LowRankProduct(const ReuseSettings& settings) : spare_(std::make_shared<Spare>()) {
+  set_settings(settings);
+}
+LowRankProduct::~LowRankProduct() = default;
+
+void LowRankProduct::set_settings(const ReuseSettings& settings) {
+  settings.validate("lowrank product");
+  if (!settings.lowrank) throw std::invalid_argument("lowrank product: settings without \"lowrank\": true");
+  if (settings.L != settings_.L || settings.H != settings_.H || settings.seed != settings_.seed) hasher_.reset();
+  settings_ = settings;
+}
+
+std::string LowRankProduct::describe() const {
+  ReuseSettings s = settings_;
+  s.enabled = true;
+  return reuse::describe(s);
+}
+
+std::unique_ptr<core::ProductSaved> LowRankProduct::forward(const core::Tensor& x, const core::Tensor& w,
+                                                            core::Tensor& y, bool for_backward) {
+  if (x.dim() != 2)
+    throw std::invalid_argument("lowrank product: X " + core::shape_to_string(x.shape()) +
+                                " (expected X [N, K], W [M, K], Y [N, M])");
+  return forward_rows(core::MatrixRows(x.data(), x.size(0), x.size(1)), w, y, for_backward);
+}
+
+std::unique_ptr<core::ProductSaved> LowRankProduct::forward_rows(const core::RowSource& x, const core::Tensor& w,
+                                                                 core::Tensor& y, bool for_backward) {
+  core::Stopwatch total;
+  const int64_t n = x.rows(), k = x.cols();
+  if (w.dim() != 2 || k != w.size(1) || y.numel() != n * w.size(0))
+    throw std::invalid_argument("lowrank product: X " + core::shape_to_string({n, k}) + ", W " +
+                                core::shape_to_string(w.shape()) + ", Y " + core::shape_to_string(y.shape()) +
+                                " (expected X [N, K], W [M, K], Y [N, M])");
+  const int64_t m = w.size(0);
+  if (!hasher_ || hasher_->k() != k) {
+    ReuseSettings fit = settings_;
+    fit.hash = "pca";
+    hasher_ = make_hasher(fit, k);
+  }
+  auto saved = std::make_unique<LowRankSaved>();
+  saved->n = n;
+  saved->k = k;
+  saved->m = m;
+  saved->l = hasher_->L();
+  saved->h = hasher_->H();
+  saved->blocks = hasher_->blocks();
+  saved->spare = spare_;
+  const int64_t l = saved->l, h = saved->h, blocks = saved->blocks, ldp = blocks * h;
+  core::Stopwatch watch;
+  hasher_->prepare(x, settings_.scope == "cross_batch");  // the directions of this batch
+  saved->directions = block_directions(*hasher_);
+  {
+    std::lock_guard<std::mutex> lock(spare_->mutex);
+    saved->projections.swap(spare_->projections);
+  }
+  saved->projections.resize(static_cast<size_t>(ldp * n));
+  float* p = saved->projections.data();
+  const float* v = saved->directions.data();
+  double lower = 0.0;  // thread 0's tile fills
+  {
+    core::SerialBlasScope serial;  // one small GEMM per block (and tile), spread over our threads
+    if (const float* xd = x.data()) {
+      core::parallel_for(blocks, [&](int64_t b0, int64_t b1) {
+        for (int64_t s = b0; s < b1; ++s)  // P_s = V_s^T X_s^T
+          core::gemm(core::Trans::Yes, core::Trans::Yes, h, n, std::min(l, k - s * l), 1.0f, v + s * l * h, h,
+                     xd + s * l, k, 0.0f, p + s * h * n, n);
+      }, 1);
+    } else {
+      core::parallel_for_indexed((n + kTileRows - 1) / kTileRows, [&](int thread, int64_t t0, int64_t t1) {
+        std::vector<float> tile(static_cast<size_t>(kTileRows * k));
+        core::Stopwatch fill;
+        double mine = 0.0;
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t r0 = t * kTileRows, count = std::min(kTileRows, n - r0);
+          fill.restart();
+          x.fill_kmajor(r0, count, 0, k, tile.data(), count);  // [K][count]
+          mine += fill.seconds();
+          for (int64_t s = 0; s < blocks; ++s)
+            core::gemm(core::Trans::Yes, core::Trans::No, h, count, std::min(l, k - s * l), 1.0f, v + s * l * h, h,
+                       tile.data() + s * l * count, count, 0.0f, p + s * h * n + r0, n);
+        }
+        if (thread == 0) lower = mine;
+      }, 1);
+    }
+  }
+  const double projecting = watch.lap();
+  stats_.lowering_s += std::min(lower, projecting);
+  stats_.hash_s += projecting - std::min(lower, projecting);
+  // Y = P^T G
+  saved->g.resize(static_cast<size_t>(ldp * m));
+  direction_products(v, l, h, w.data(), m, k, saved->g.data());
+  if (n > 0)
+    core::gemm(core::Trans::Yes, core::Trans::No, n, m, ldp, 1.0f, p, n, saved->g.data(), m, 0.0f, y.data(), m);
+  else
+    std::fill(y.data(), y.data() + y.numel(), 0.0f);
+  stats_.gemm_s += watch.lap();
+  ++stats_.forward_calls;
+  // The share of a dense product's inner size that is computed.
+  stats_.remaining_ratio_sum += k > 0 ? static_cast<double>(std::min(ldp, k)) / static_cast<double>(k) : 0.0;
+  stats_.forward_s += total.seconds();
+  if (!for_backward) return nullptr;
+  return saved;
+}
+
+void LowRankProduct::backward(core::ProductSaved& saved, const core::Tensor& dy, const core::Tensor& w, float* dw,
+                              float* dx, float dx_beta) {
+  backward_impl(saved, dy, w, dw, dx, dx_beta, nullptr);
+}
+
+void LowRankProduct::backward_rows(core::ProductSaved& saved, const core::Tensor& dy, const core::Tensor& w,
+                                   float* dw, core::RowSink* dx) {
+  backward_impl(saved, dy, w, dw, nullptr, 0.0f, dx);
+}
+
+void LowRankProduct::backward_impl(core::ProductSaved& saved_base, const core::Tensor& dy, const core::Tensor& w,
+                                   float* dw, float* dx, float dx_beta, core::RowSink* sink) {
+  core::Stopwatch total;
+  auto* saved = dynamic_cast<LowRankSaved*>(&saved_base);
+  if (!saved) throw std::invalid_argument("lowrank product: backward given another product's state");
+  const int64_t n = saved->n, k = saved->k, m = saved->m, l = saved->l, h = saved->h, blocks = saved->blocks;
+  const int64_t ldp = blocks * h;
+  if (dy.numel() != n * m || w.numel() != m * k)
+    throw std::invalid_argument("lowrank product backward: dY " + core::shape_to_string(dy.shape()) + ", W " +
+                                core::shape_to_string(w.shape()) + " do not match the forward's [" +
+                                std::to_string(n) + ", " + std::to_string(k) + "] x [" + std::to_string(m) +
+                                ", " + std::to_string(k) + "]");
+  const float* v = saved->directions.data();
+  core::Stopwatch watch;
+  if (dw && n > 0) {  // Z = P dY, dW_s += Z_s^T V_s^T
+    std::vector<float> z(static_cast<size_t>(ldp * m));
+    core::gemm(core::Trans::No, core::Trans::No, ldp, m, n, 1.0f, saved->projections.data(), n, dy.data(), m, 0.0f,
+               z.data(), m);
+    for (int64_t s = 0; s < blocks; ++s)
+      core::gemm(core::Trans::Yes, core::Trans::Yes, m, std::min(l, k - s * l), h, 1.0f, z.data() + s * h * m, m,
+                 v + s * l * h, h, 1.0f, dw + s * l, k);
+  }
+  if (!dx && !sink) {
+    stats_.gemm_s += watch.seconds();
+    stats_.backward_s += total.seconds();
+    return;
+  }
+  qt_.resize(static_cast<size_t>(ldp * n));  // Q^T = G dY^T
+  if (n > 0)
+    core::gemm(core::Trans::No, core::Trans::Yes, ldp, n, m, 1.0f, saved->g.data(), m, dy.data(), m, 0.0f,
+               qt_.data(), n);
+  if (dx) {  // dX_s = Q_s V_s^T (+ beta dX_s)
+    for (int64_t s = 0; s < blocks && n > 0; ++s)
+      core::gemm(core::Trans::Yes, core::Trans::Yes, n, std::min(l, k - s * l), h, 1.0f, qt_.data() + s * h * n, n,
+                 v + s * l * h, h, dx_beta, dx + s * l, k);
+    stats_.gemm_s += watch.seconds();
+    stats_.backward_s += total.seconds();
+    return;
+  }
+  stats_.gemm_s += watch.lap();
+  // Into the sink: per granule-bounded run of rows and block, the K-major
+  // piece (Q_s V_s^T)^T, handed over while in cache.
+  const int64_t granule = std::max<int64_t>(1, sink->granule());
+  double lower = 0.0;  // thread 0's time in the sink (col2im)
+  core::parallel_for_indexed((n + granule - 1) / granule, [&](int thread, int64_t u0, int64_t u1) {
+    std::vector<float> piece(static_cast<size_t>(kTileRows * l));
+    core::Stopwatch sw;
+    double mine = 0.0;
+    for (int64_t r = u0 * granule, count = 0; r < std::min(n, u1 * granule); r += count) {
+      count = std::min({kTileRows, n - r, granule - r % granule});
+      for (int64_t s = 0; s < blocks; ++s) {
+        const int64_t len = std::min(l, k - s * l);
+        std::fill(piece.begin(), piece.begin() + len * count, 0.0f);
+        add_direction_terms(piece.data(), count, len, count, v + s * l * h, h, qt_.data() + s * h * n + r, n);
+        sw.restart();
+        sink->add_kmajor(r, count, s * l, s * l + len, piece.data(), count);
+        mine += sw.seconds();
+      }
+    }
+    if (thread == 0) lower = mine;
+  }, 1);
+  const double section = watch.lap();
+  stats_.lowering_s += std::min(lower, section);
+  stats_.scatter_s += section - std::min(lower, section);
+  stats_.backward_s += total.seconds();
+}
+
+}  // namespace deja::reuse

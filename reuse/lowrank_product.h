@@ -1,0 +1,64 @@
+// LowRankProduct ("lowrank": true in a layer's reuse settings): no clusters;
+// every row's sub-vector of block s is replaced by its projection onto the
+// block's H leading principal directions V_s (the "pca" hasher's fit, per
+// batch), x~ = V_s V_s^T x. Then
+//   Y = sum_s P_s G_s,  P_s = X_s V_s,  G_s = V_s^T W_s^T,
+//   dW_s += (V_s P_s^T dY)^T,  dX_s = (dY G_s^T) V_s^T,
+// the exact gradient of that forward with V held fixed. Three GEMMs of inner
+// size blocks * H (~H / L of the dense product's K) and one projection pass
+// over X. Why it exists: with keep_projection (kept_projection.h) the
+// clusters of the remainder barely lower the error (CifarNet conv2, H 8:
+// 0.160 with them, 0.176 without), so the clustering engine's passes buy
+// nothing there (docs/perf-notes.md, Round 11).
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "core/product.h"
+#include "reuse/settings.h"
+
+namespace deja::reuse {
+
+class Hasher;
+
+class LowRankProduct final : public core::Product {
+ public:
+  explicit LowRankProduct(const ReuseSettings& settings);
+  ~LowRankProduct() override;
+
+  std::string describe() const override;
+  bool is_reuse() const override { return true; }
+
+  std::unique_ptr<core::ProductSaved> forward(const core::Tensor& x, const core::Tensor& w,
+                                              core::Tensor& y, bool for_backward) override;
+  void backward(core::ProductSaved& saved, const core::Tensor& dy, const core::Tensor& w,
+                float* dw, float* dx, float dx_beta) override;
+  std::unique_ptr<core::ProductSaved> forward_rows(const core::RowSource& x, const core::Tensor& w,
+                                                   core::Tensor& y, bool for_backward) override;
+  void backward_rows(core::ProductSaved& saved, const core::Tensor& dy, const core::Tensor& w,
+                     float* dw, core::RowSink* dx) override;
+
+  void set_settings(const ReuseSettings& settings);
+  const ReuseSettings& settings() const { return settings_; }
+
+  // The projections' storage, handed from a spent saved state to the next
+  // forward (33 MB at CifarNet conv2: above glibc's mmap threshold, and
+  // fresh pages cost ~10 us each to fault in on these VMs).
+  struct Spare {
+    std::mutex mutex;
+    std::vector<float> projections;
+  };
+
+ private:
+  void backward_impl(core::ProductSaved& saved, const core::Tensor& dy, const core::Tensor& w, float* dw,
+                     float* dx, float dx_beta, core::RowSink* sink);
+
+  ReuseSettings settings_;
+  std::unique_ptr<Hasher> hasher_;
+  std::shared_ptr<Spare> spare_;
+  std::vector<float> qt_;  // backward: Q^T = G dY^T, [blocks * H][rows], kept across calls
+};
+
+}  // namespace deja::reuse
