@@ -39,7 +39,7 @@ void remove_projection(float* table, int64_t rows, int64_t ld, const float* v_s,
 }
 
 void add_direction_terms(float* tile, int64_t ldt, int64_t len, int64_t count, const float* v_s, int64_t h,
-                         const float* qt, int64_t ldq) {
+                         const float* qt, int64_t ldq, bool add) {
   int64_t i0 = 0;
 #ifdef __AVX512F__
   // 16 rows at a time, 8 directions at a time in registers; every column j
@@ -54,7 +54,7 @@ void add_direction_terms(float* tile, int64_t ldt, int64_t len, int64_t count, c
       for (int64_t j = 0; j < len; ++j) {
         float* dst = tile + j * ldt + i0;
         const float* vj = v_s + j * h + q0;
-        __m512 acc = _mm512_maskz_loadu_ps(mask, dst);
+        __m512 acc = add || q0 > 0 ? _mm512_maskz_loadu_ps(mask, dst) : _mm512_setzero_ps();
         for (int64_t q = 0; q < nq; ++q) acc = _mm512_fmadd_ps(_mm512_set1_ps(vj[q]), qv[q], acc);
         _mm512_mask_storeu_ps(dst, mask, acc);
       }
@@ -63,9 +63,9 @@ void add_direction_terms(float* tile, int64_t ldt, int64_t len, int64_t count, c
 #endif
   for (; i0 < count; ++i0)
     for (int64_t j = 0; j < len; ++j) {
-      float a = 0.0f;
+      float a = add ? tile[j * ldt + i0] : 0.0f;
       for (int64_t q = 0; q < h; ++q) a += v_s[j * h + q] * qt[q * ldq + i0];
-      tile[j * ldt + i0] += a;
+      tile[j * ldt + i0] = a;
     }
 }
 

@@ -28,11 +28,12 @@ std::vector<float> block_directions(const Hasher& hasher);
 // table[r, 0:len) -= V_s V_s^T table[r, 0:len) for r < rows (rows ld apart).
 void remove_projection(float* table, int64_t rows, int64_t ld, const float* v_s, int64_t len, int64_t h);
 
-// tile[j * ldt + i] += sum_q V_s[j, q] qt[q * ldq + i] for j < len, i < count:
+// tile[j * ldt + i] (+)= sum_q V_s[j, q] qt[q * ldq + i] for j < len, i < count
+// (added when `add`, else stored):
 // a K-major dX tile's rows get their part along the directions, (Q_s V_s^T)^T
 // (h vector registers of Q held while the tile's columns stream by).
 void add_direction_terms(float* tile, int64_t ldt, int64_t len, int64_t count, const float* v_s, int64_t h,
-                         const float* qt, int64_t ldq);
+                         const float* qt, int64_t ldq, bool add = true);
 
 // g[(s * h + q) * m + o] = sum_j V_s[j, q] W[o, s * l + j]: G_s = V_s^T W_s^T, [blocks * H][M].
 void direction_products(const float* v, int64_t l, int64_t h, const float* w, int64_t m, int64_t k, float* g);

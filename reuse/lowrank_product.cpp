@@ -18,6 +18,7 @@ namespace deja::reuse {
 namespace {
 
 constexpr int64_t kTileRows = 256;  // rows per K-major tile from a source (one CifarNet conv2 image)
+constexpr int64_t kRefitEvery = 8;  // forwards per fit of the principal directions
 
 struct LowRankSaved final : core::ProductSaved {
   int64_t n = 0, k = 0, m = 0, l = 0, h = 0, blocks = 0;
@@ -42,7 +43,10 @@ LowRankProduct::~LowRankProduct() = default;
 void LowRankProduct::set_settings(const ReuseSettings& settings) {
   settings.validate("lowrank product");
   if (!settings.lowrank) throw std::invalid_argument("lowrank product: settings without \"lowrank\": true");
-  if (settings.L != settings_.L || settings.H != settings_.H || settings.seed != settings_.seed) hasher_.reset();
+  if (settings.L != settings_.L || settings.H != settings_.H || settings.seed != settings_.seed) {
+    hasher_.reset();
+    forwards_ = 0;
+  }
   settings_ = settings;
 }
 
@@ -84,7 +88,10 @@ std::unique_ptr<core::ProductSaved> LowRankProduct::forward_rows(const core::Row
   saved->spare = spare_;
   const int64_t l = saved->l, h = saved->h, blocks = saved->blocks, ldp = blocks * h;
   core::Stopwatch watch;
-  hasher_->prepare(x, settings_.scope == "cross_batch");  // the directions of this batch
+  // The directions move little between batches: refitted every
+  // kRefitEvery-th forward (the fit is ~3.6 ms per CifarNet conv2 batch).
+  hasher_->prepare(x, settings_.scope == "cross_batch" || forwards_ % kRefitEvery != 0);
+  ++forwards_;
   saved->directions = block_directions(*hasher_);
   {
     std::lock_guard<std::mutex> lock(spare_->mutex);
@@ -112,9 +119,8 @@ std::unique_ptr<core::ProductSaved> LowRankProduct::forward_rows(const core::Row
           fill.restart();
           x.fill_kmajor(r0, count, 0, k, tile.data(), count);  // [K][count]
           mine += fill.seconds();
-          for (int64_t s = 0; s < blocks; ++s)
-            core::gemm(core::Trans::Yes, core::Trans::No, h, count, std::min(l, k - s * l), 1.0f, v + s * l * h, h,
-                       tile.data() + s * l * count, count, 0.0f, p + s * h * n + r0, n);
+          for (int64_t s = 0; s < blocks; ++s)  // the hasher's register kernel (16 rows per lane set)
+            hasher_->project_block_kmajor(tile.data() + s * l * count, count, count, s, p + s * h * n + r0, n);
         }
         if (thread == 0) lower = mine;
       }, 1);
@@ -201,8 +207,8 @@ void LowRankProduct::backward_impl(core::ProductSaved& saved_base, const core::T
       count = std::min({kTileRows, n - r, granule - r % granule});
       for (int64_t s = 0; s < blocks; ++s) {
         const int64_t len = std::min(l, k - s * l);
-        std::fill(piece.begin(), piece.begin() + len * count, 0.0f);
-        add_direction_terms(piece.data(), count, len, count, v + s * l * h, h, qt_.data() + s * h * n + r, n);
+        add_direction_terms(piece.data(), count, len, count, v + s * l * h, h, qt_.data() + s * h * n + r, n,
+                            /*add=*/false);
         sw.restart();
         sink->add_kmajor(r, count, s * l, s * l + len, piece.data(), count);
         mine += sw.seconds();

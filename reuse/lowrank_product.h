@@ -1,7 +1,7 @@
 // LowRankProduct ("lowrank": true in a layer's reuse settings): no clusters;
 // every row's sub-vector of block s is replaced by its projection onto the
-// block's H leading principal directions V_s (the "pca" hasher's fit, per
-// batch), x~ = V_s V_s^T x. Then
+// block's H leading principal directions V_s (the "pca" hasher's fit,
+// refreshed every 8 batches), x~ = V_s V_s^T x. Then
 //   Y = sum_s P_s G_s,  P_s = X_s V_s,  G_s = V_s^T W_s^T,
 //   dW_s += (V_s P_s^T dY)^T,  dX_s = (dY G_s^T) V_s^T,
 // the exact gradient of that forward with V held fixed. Three GEMMs of inner
@@ -59,6 +59,7 @@ class LowRankProduct final : public core::Product {
   std::unique_ptr<Hasher> hasher_;
   std::shared_ptr<Spare> spare_;
   std::vector<float> qt_;  // backward: Q^T = G dY^T, [blocks * H][rows], kept across calls
+  int64_t forwards_ = 0;   // since the hasher was made: directions are refitted every few
 };
 
 }  // namespace deja::reuse

@@ -164,6 +164,11 @@ class QprojHasher final : public Hasher {
     if (width_.empty()) throw std::logic_error("qproj hasher: prepare() was not called");
     run16<true>(xt, rows, ldt, block, keys, proj, ldproj);
   }
+  void project_block_kmajor(const float* xt, int64_t rows, int64_t ldt, int64_t block, float* proj,
+                           int64_t ldproj) const override {
+    if (width_.empty()) throw std::logic_error("qproj hasher: prepare() was not called");
+    run16<true>(xt, rows, ldt, block, nullptr, proj, ldproj);
+  }
   void hash_block_projected(const float* x, int64_t rows, int64_t ldx, int64_t block, uint64_t* keys,
                             float* proj, int64_t ldproj) const override {
     if (width_.empty()) throw std::logic_error("qproj hasher: prepare() was not called");
@@ -259,7 +264,8 @@ class QprojHasher final : public Hasher {
     }
   }
 
-  // proj (when not null): the projections of row r at proj[q * ldproj + r].
+  // proj (when not null): the projections of row r at proj[q * ldproj + r];
+  // keys null: projections only.
   template <bool KMajor>
   void run16(const float* x, int64_t rows, int64_t ldx, int64_t block, uint64_t* keys, float* proj = nullptr,
              int64_t ldproj = 0) const {
@@ -284,6 +290,7 @@ class QprojHasher final : public Hasher {
         project_slabs<8, 2, KMajor>(xi, idx, ldx, 0xffff, len, block_projections(block), hp_, 0, p, bits);
         for (int64_t slab = 0; slab < 2; ++slab) {
           if (proj) store_projections(p + 8 * slab, 0, 8, i + 16 * slab, 0xffff);
+          if (!keys) continue;
           __m512i z1 = _mm512_setzero_si512(), z2 = _mm512_setzero_si512();
           quantise16<8>(p + 8 * slab, 0, inv_w, z1, z2);
           store_keys16(z1, z2, bits[slab], 0xffff, keys + i + 16 * slab);
@@ -298,15 +305,15 @@ class QprojHasher final : public Hasher {
       if (hp_ == 8) {
         project_slabs<8, 1, KMajor>(xi, idx, ldx, rows_mask, len, block_projections(block), hp_, 0, p, &bits);
         if (proj) store_projections(p, 0, 8, i, rows_mask);
-        quantise16<8>(p, 0, inv_w, z1, z2);
+        if (keys) quantise16<8>(p, 0, inv_w, z1, z2);
       } else {
         for (int64_t h0 = 0; h0 < hp_ && h0 < h_; h0 += 16) {
           project_slabs<16, 1, KMajor>(xi, idx, ldx, rows_mask, len, block_projections(block), hp_, h0, p, &bits);
           if (proj) store_projections(p, h0, 16, i, rows_mask);
-          quantise16<16>(p, h0, inv_w, z1, z2);
+          if (keys) quantise16<16>(p, h0, inv_w, z1, z2);
         }
       }
-      store_keys16(z1, z2, bits, rows_mask, keys + i);
+      if (keys) store_keys16(z1, z2, bits, rows_mask, keys + i);
       i += 16;
     }
   }
@@ -426,6 +433,18 @@ void Hasher::hash_block_projected(const float* x, int64_t rows, int64_t ldx, int
     for (int64_t i = 0; i < rows; ++i) {
       float a = 0.0f;
       for (int64_t j = 0; j < len; ++j) a += x[i * ldx + j] * r[j * hp_ + q];
+      proj[q * ldproj + i] = a;
+    }
+}
+
+void Hasher::project_block_kmajor(const float* xt, int64_t rows, int64_t ldt, int64_t block, float* proj,
+                                  int64_t ldproj) const {
+  const float* r = block_projections(block);
+  const int64_t len = block_width(block);
+  for (int64_t q = 0; q < h_; ++q)
+    for (int64_t i = 0; i < rows; ++i) {
+      float a = 0.0f;
+      for (int64_t j = 0; j < len; ++j) a += xt[j * ldt + i] * r[j * hp_ + q];
       proj[q * ldproj + i] = a;
     }
 }

@@ -72,6 +72,9 @@ class Hasher {
                                     uint64_t* keys, float* proj, int64_t ldproj) const;
   virtual void hash_block_kmajor_projected(const float* xt, int64_t rows, int64_t ldt, int64_t block,
                                            uint64_t* keys, float* proj, int64_t ldproj) const;
+  // The projections alone, from a column-major tile (lowrank).
+  virtual void project_block_kmajor(const float* xt, int64_t rows, int64_t ldt, int64_t block, float* proj,
+                                    int64_t ldproj) const;
   uint64_t key(const float* sub, int64_t block) const {  // one sub-vector, for tests
     uint64_t out;
     hash_block(sub, 1, 0, block, &out);

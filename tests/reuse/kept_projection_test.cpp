@@ -304,10 +304,22 @@ TEST_CASE("add_direction_terms equals the plain loop") {
           for (int64_t q = 0; q < h; ++q) a += double(v[j * h + q]) * qt[q * ldq + i];
           expected[j * ldt + i] = static_cast<float>(expected[j * ldt + i] + a);
         }
+      Tensor stored = tile.clone();
       reuse::add_direction_terms(tile.data(), ldt, len, count, v.data(), h, qt.data(), ldq);
-      double worst = 0.0;
+      reuse::add_direction_terms(stored.data(), ldt, len, count, v.data(), h, qt.data(), ldq, /*add=*/false);
+      double worst = 0.0, worst_stored = 0.0;
       for (int64_t e = 0; e < len * ldt; ++e) worst = std::max(worst, double(std::abs(tile[e] - expected[e])));
+      // stored: the terms alone in the first count columns, the padding untouched
+      for (int64_t j = 0; j < len; ++j)
+        for (int64_t i = 0; i < ldt; ++i) {
+          const int64_t e = j * ldt + i;
+          double terms = 0.0;
+          for (int64_t q = 0; q < h; ++q) terms += double(v[j * h + q]) * qt[q * ldq + i];
+          const double want = i < count ? terms : double(expected[e]);  // past count: the original value
+          worst_stored = std::max(worst_stored, std::abs(double(stored[e]) - want));
+        }
       CHECK(worst < 1e-4);  // the padding columns count too: untouched
+      CHECK(worst_stored < 1e-4);
     }
   }
 }

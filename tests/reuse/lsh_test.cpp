@@ -432,6 +432,9 @@ TEST_CASE("hashing with projections: the same keys, and projections equal to pla
         hs->hash_block(x.data() + s * l, n, k, s, plain.data());
         hs->hash_block_projected(x.data() + s * l, n, k, s, rows_keys.data(), p_rows.data(), n + 1);
         hs->hash_block_kmajor_projected(xt.data() + s * l * n, n, n, s, kmajor_keys.data(), p_kmajor.data(), n + 1);
+        std::vector<float> p_only(h * (n + 1), -1.0f);
+        hs->project_block_kmajor(xt.data() + s * l * n, n, n, s, p_only.data(), n + 1);
+        CHECK(p_only == p_kmajor);
         CHECK(rows_keys == plain);
         CHECK(kmajor_keys == plain);
         double worst = 0.0;
