@@ -5,8 +5,10 @@
 // sub-vectors are skipped. Backward is the exact gradient of that clustered
 // forward with the assignment held fixed: segment sums of dY per cluster,
 // dW_s = centroids^T . G_s, dX either per cluster ("cluster") or dense
-// ("exact"). Limits: scope "cross_batch" reuses the previous batch's hash
-// scale (so keys are comparable across batches) but not its products.
+// ("exact"). With keep_projection (pca) each row keeps its own part along its
+// blocks' directions and the clusters share only the rest (kept_projection.h).
+// Limits: scope "cross_batch" reuses the previous batch's hash scale (so keys
+// are comparable across batches) but not its products.
 #pragma once
 
 #include <memory>
