@@ -73,11 +73,7 @@ std::unique_ptr<core::ProductSaved> LowRankProduct::forward_rows(const core::Row
                                 core::shape_to_string(w.shape()) + ", Y " + core::shape_to_string(y.shape()) +
                                 " (expected X [N, K], W [M, K], Y [N, M])");
   const int64_t m = w.size(0);
-  if (!hasher_ || hasher_->k() != k) {
-    ReuseSettings fit = settings_;
-    fit.hash = "pca";
-    hasher_ = make_hasher(fit, k);
-  }
+  if (!hasher_ || hasher_->k() != k) hasher_ = make_hasher(settings_, k);  // "pca": validated
   auto saved = std::make_unique<LowRankSaved>();
   saved->n = n;
   saved->k = k;
