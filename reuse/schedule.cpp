@@ -27,13 +27,16 @@ ReuseSettings dense_of(const ReuseSettings& base) {
 std::string rung_text(const ReuseSettings& s) { return s.enabled ? describe(s) : "dense"; }
 
 // "qproj L=20 H=6" for the first rung, "L=10 H=10" after it when the family is
-// unchanged; width only when set.
+// unchanged; width only when set and used (lowrank has no buckets); the
+// keep_projection and lowrank modes by name.
 std::string short_rung(const ReuseSettings& s, const ReuseSettings* previous) {
   if (!s.enabled) return "dense";
   std::ostringstream out;
   if (!previous || !previous->enabled || previous->hash != s.hash) out << s.hash << " ";
+  if (s.lowrank) out << "lowrank ";
   out << "L=" << s.L << " H=" << s.H;
-  if (s.width > 0) out << " w=" << s.width;
+  if (s.width > 0 && !s.lowrank) out << " w=" << s.width;
+  if (s.keep_projection) out << " keep_projection";
   return out.str();
 }
 

@@ -228,6 +228,15 @@ TEST_CASE("schedule: describe lists each ladder and the current rung") {
   CHECK(s.describe().find("conv2: qproj L=20 H=6 -> L=10 H=10 -> dense (now rung 1)") != std::string::npos);
 }
 
+TEST_CASE("schedule: describe names the lowrank and keep_projection rungs") {
+  Json cfg = Json::parse(R"({"layers": {"conv2": [{"hash": "pca", "lowrank": true, "L": 50, "H": 8, "width": 0.35},
+                                                  {"hash": "pca", "keep_projection": true, "L": 50, "H": 8, "width": 1.0},
+                                                  "dense"]}, "epochs": [1]})");
+  ReuseScheduler s(cfg, kNames, bases({false, false, false}), 4);
+  CHECK(s.describe().find("conv2: pca lowrank L=50 H=8 -> L=50 H=8 w=1 keep_projection -> dense (now rung 0)") !=
+        std::string::npos);
+}
+
 TEST_CASE("schedule: the dense tail leaves at least one reuse epoch") {
   Json cfg = Json::parse(R"({"default_ladder": [{"L": 20, "H": 6}], "dense_last_epochs": 1})");
   ReuseScheduler one(cfg, kNames, bases({true, false, false}), 1);
