@@ -22,22 +22,16 @@ constexpr int64_t kRefitEvery = 8;  // forwards per fit of the principal directi
 
 struct LowRankSaved final : core::ProductSaved {
   int64_t n = 0, k = 0, m = 0, l = 0, h = 0, blocks = 0;
-  std::vector<float> projections;  // P, [blocks * H][rows]
-  std::vector<float> directions;   // V, [blocks][L][H]
-  std::vector<float> g;            // G = V^T W^T, [blocks * H][M]
-  std::shared_ptr<LowRankProduct::Spare> spare;
-  ~LowRankSaved() override {
-    if (!spare) return;
-    std::lock_guard<std::mutex> lock(spare->mutex);
-    if (projections.capacity() > spare->projections.capacity()) spare->projections.swap(projections);
-  }
+  // P, [blocks * H][rows]: a tensor, so its 33 MB (CifarNet conv2) come back
+  // from the buffer cache each step instead of as fresh pages.
+  core::Tensor projections;
+  std::vector<float> directions;  // V, [blocks][L][H]
+  std::vector<float> g;           // G = V^T W^T, [blocks * H][M]
 };
 
 }  // namespace
 
-LowRankProduct::LowRankProduct(const ReuseSettings& settings) : spare_(std::make_shared<Spare>()) {
-  set_settings(settings);
-}
+LowRankProduct::LowRankProduct(const ReuseSettings& settings) { set_settings(settings); }
 LowRankProduct::~LowRankProduct() = default;
 
 void LowRankProduct::set_settings(const ReuseSettings& settings) {
@@ -81,7 +75,6 @@ std::unique_ptr<core::ProductSaved> LowRankProduct::forward_rows(const core::Row
   saved->l = hasher_->L();
   saved->h = hasher_->H();
   saved->blocks = hasher_->blocks();
-  saved->spare = spare_;
   const int64_t l = saved->l, h = saved->h, blocks = saved->blocks, ldp = blocks * h;
   core::Stopwatch watch;
   // The directions move little between batches: refitted every
@@ -89,11 +82,7 @@ std::unique_ptr<core::ProductSaved> LowRankProduct::forward_rows(const core::Row
   hasher_->prepare(x, settings_.scope == "cross_batch" || forwards_ % kRefitEvery != 0);
   ++forwards_;
   saved->directions = block_directions(*hasher_);
-  {
-    std::lock_guard<std::mutex> lock(spare_->mutex);
-    saved->projections.swap(spare_->projections);
-  }
-  saved->projections.resize(static_cast<size_t>(ldp * n));
+  saved->projections = core::Tensor::empty({ldp, n});
   float* p = saved->projections.data();
   const float* v = saved->directions.data();
   double lower = 0.0;  // thread 0's tile fills

@@ -13,7 +13,6 @@
 #pragma once
 
 #include <memory>
-#include <mutex>
 #include <vector>
 
 #include "core/product.h"
@@ -43,21 +42,12 @@ class LowRankProduct final : public core::Product {
   void set_settings(const ReuseSettings& settings);
   const ReuseSettings& settings() const { return settings_; }
 
-  // The projections' storage, handed from a spent saved state to the next
-  // forward (33 MB at CifarNet conv2: above glibc's mmap threshold, and
-  // fresh pages cost ~10 us each to fault in on these VMs).
-  struct Spare {
-    std::mutex mutex;
-    std::vector<float> projections;
-  };
-
  private:
   void backward_impl(core::ProductSaved& saved, const core::Tensor& dy, const core::Tensor& w, float* dw,
                      float* dx, float dx_beta, core::RowSink* sink);
 
   ReuseSettings settings_;
   std::unique_ptr<Hasher> hasher_;
-  std::shared_ptr<Spare> spare_;
   std::vector<float> qt_;  // backward: Q^T = G dY^T, [blocks * H][rows], kept across calls
   int64_t forwards_ = 0;   // since the hasher was made: directions are refitted every few
 };

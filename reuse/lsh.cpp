@@ -156,22 +156,22 @@ class QprojHasher final : public Hasher {
 #ifdef DEJA_QPROJ_AVX512
   void hash_block_kmajor(const float* xt, int64_t rows, int64_t ldt, int64_t block,
                          uint64_t* keys) const override {
-    if (width_.empty()) throw std::logic_error("qproj hasher: prepare() was not called");
+    require_prepared();
     run16<true>(xt, rows, ldt, block, keys);
   }
   void hash_block_kmajor_projected(const float* xt, int64_t rows, int64_t ldt, int64_t block, uint64_t* keys,
                                    float* proj, int64_t ldproj) const override {
-    if (width_.empty()) throw std::logic_error("qproj hasher: prepare() was not called");
+    require_prepared();
     run16<true>(xt, rows, ldt, block, keys, proj, ldproj);
   }
   void project_block_kmajor(const float* xt, int64_t rows, int64_t ldt, int64_t block, float* proj,
                            int64_t ldproj) const override {
-    if (width_.empty()) throw std::logic_error("qproj hasher: prepare() was not called");
+    require_prepared();
     run16<true>(xt, rows, ldt, block, nullptr, proj, ldproj);
   }
   void hash_block_projected(const float* x, int64_t rows, int64_t ldx, int64_t block, uint64_t* keys,
                             float* proj, int64_t ldproj) const override {
-    if (width_.empty()) throw std::logic_error("qproj hasher: prepare() was not called");
+    require_prepared();
     if (ldx > (std::numeric_limits<int32_t>::max() - k_) / 16)
       return Hasher::hash_block_projected(x, rows, ldx, block, keys, proj, ldproj);
     run16<false>(x, rows, ldx, block, keys, proj, ldproj);
@@ -179,6 +179,9 @@ class QprojHasher final : public Hasher {
 #endif
 
  private:
+  void require_prepared() const {
+    if (width_.empty()) throw std::logic_error("qproj hasher: prepare() was not called");
+  }
 #ifdef DEJA_QPROJ_AVX512
 // GCC 12 flags the intrinsics' deliberately undefined pass-through operands.
 #pragma GCC diagnostic push
@@ -322,7 +325,7 @@ class QprojHasher final : public Hasher {
 
   template <int HP>
   void run(const float* x, int64_t rows, int64_t ldx, int64_t block, uint64_t* keys) const {
-    if (width_.empty()) throw std::logic_error("qproj hasher: prepare() was not called");
+    require_prepared();
 #ifdef DEJA_QPROJ_AVX512
     if (ldx <= (std::numeric_limits<int32_t>::max() - k_) / 16) return run16<false>(x, rows, ldx, block, keys);
 #endif
@@ -424,42 +427,33 @@ std::vector<float> Hasher::projections(int64_t block) const {
   return out;
 }
 
-void Hasher::hash_block_projected(const float* x, int64_t rows, int64_t ldx, int64_t block, uint64_t* keys,
-                                  float* proj, int64_t ldproj) const {
-  hash_block(x, rows, ldx, block, keys);
+void Hasher::project_plain(const float* x, int64_t rows, int64_t row_step, int64_t col_step, int64_t block,
+                           float* proj, int64_t ldproj) const {
   const float* r = block_projections(block);
   const int64_t len = block_width(block);
   for (int64_t q = 0; q < h_; ++q)
     for (int64_t i = 0; i < rows; ++i) {
       float a = 0.0f;
-      for (int64_t j = 0; j < len; ++j) a += x[i * ldx + j] * r[j * hp_ + q];
+      for (int64_t j = 0; j < len; ++j) a += x[i * row_step + j * col_step] * r[j * hp_ + q];
       proj[q * ldproj + i] = a;
     }
 }
 
+void Hasher::hash_block_projected(const float* x, int64_t rows, int64_t ldx, int64_t block, uint64_t* keys,
+                                  float* proj, int64_t ldproj) const {
+  hash_block(x, rows, ldx, block, keys);
+  project_plain(x, rows, ldx, 1, block, proj, ldproj);
+}
+
 void Hasher::project_block_kmajor(const float* xt, int64_t rows, int64_t ldt, int64_t block, float* proj,
                                   int64_t ldproj) const {
-  const float* r = block_projections(block);
-  const int64_t len = block_width(block);
-  for (int64_t q = 0; q < h_; ++q)
-    for (int64_t i = 0; i < rows; ++i) {
-      float a = 0.0f;
-      for (int64_t j = 0; j < len; ++j) a += xt[j * ldt + i] * r[j * hp_ + q];
-      proj[q * ldproj + i] = a;
-    }
+  project_plain(xt, rows, 1, ldt, block, proj, ldproj);
 }
 
 void Hasher::hash_block_kmajor_projected(const float* xt, int64_t rows, int64_t ldt, int64_t block,
                                          uint64_t* keys, float* proj, int64_t ldproj) const {
   hash_block_kmajor(xt, rows, ldt, block, keys);
-  const float* r = block_projections(block);
-  const int64_t len = block_width(block);
-  for (int64_t q = 0; q < h_; ++q)
-    for (int64_t i = 0; i < rows; ++i) {
-      float a = 0.0f;
-      for (int64_t j = 0; j < len; ++j) a += xt[j * ldt + i] * r[j * hp_ + q];
-      proj[q * ldproj + i] = a;
-    }
+  project_block_kmajor(xt, rows, ldt, block, proj, ldproj);
 }
 
 void Hasher::hash_block_kmajor(const float* xt, int64_t rows, int64_t ldt, int64_t block,

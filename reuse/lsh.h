@@ -91,6 +91,10 @@ class Hasher {
   }
 
  protected:
+  // proj[q * ldproj + i] = sum_j x[i * row_step + j * col_step] R[j, q]:
+  // the plain projections of either layout (the defaults above use it).
+  void project_plain(const float* x, int64_t rows, int64_t row_step, int64_t col_step, int64_t block,
+                     float* proj, int64_t ldproj) const;
   // pca: each block's R from the per-chunk second moments
   // (moments[(chunk * blocks + s) * L * L ...], a block_width(s)^2 matrix):
   // a full eigen solve the first time, then a few steps of subspace

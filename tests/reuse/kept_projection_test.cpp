@@ -15,10 +15,14 @@
 #include "reuse/kept_projection.h"
 #include "reuse/lsh.h"
 #include "reuse/reuse_product.h"
+#include "tests/reuse/product_doors.h"
 
 using namespace deja;
 using core::Tensor;
 using reuse::ReuseSettings;
+using testing::max_abs_diff;
+using testing::normal;
+using testing::Outputs;
 
 namespace {
 
@@ -32,13 +36,6 @@ Tensor rows_with_zero_blocks(int64_t n, int64_t k, int64_t l, uint64_t seed) {
       if (rng.uniform() < 0.25f)
         for (int64_t j = s * l; j < std::min(k, (s + 1) * l); ++j) x[i * k + j] = 0.0f;
   return x;
-}
-
-Tensor normal(core::Shape shape, uint64_t seed) {
-  core::Rng rng(seed, 9);
-  Tensor t = Tensor::empty(shape);
-  for (int64_t i = 0; i < t.numel(); ++i) t[i] = rng.normal();
-  return t;
 }
 
 ReuseSettings kept(int64_t l, int64_t h, double width) {
@@ -130,16 +127,6 @@ Reference reference(const Fixed& f, const Tensor& x, const Tensor& w, const Tens
   return r;
 }
 
-double max_abs_diff(const Tensor& a, const std::vector<double>& b) {
-  double d = 0.0;
-  for (size_t i = 0; i < b.size(); ++i) d = std::max(d, std::abs(double(a[static_cast<int64_t>(i)]) - b[i]));
-  return d;
-}
-
-struct Outputs {
-  Tensor y, dw, dx;
-};
-
 Outputs run(const ReuseSettings& s, const Tensor& x, const Tensor& w, const Tensor& dy) {
   reuse::ReuseProduct p(s);
   const int64_t n = x.size(0), k = x.size(1), m = w.size(0);
@@ -147,41 +134,6 @@ Outputs run(const ReuseSettings& s, const Tensor& x, const Tensor& w, const Tens
   auto saved = p.forward(x, w, o.y, true);
   REQUIRE(saved);
   p.backward(*saved, dy, w, o.dw.data(), o.dx.data(), 0.0f);
-  return o;
-}
-
-// dX rows added into a matrix, a granule of rows at a time (as conv2d's col2im).
-class MatrixSink final : public core::RowSink {
- public:
-  MatrixSink(Tensor& dx, int64_t granule) : dx_(dx), granule_(granule) {}
-  int64_t granule() const override { return granule_; }
-  int64_t cols() const override { return dx_.size(1); }
-  void add(int64_t r0, int64_t count, const float* rows, int64_t ld) override {
-    const int64_t k = dx_.size(1);
-    for (int64_t i = 0; i < count; ++i)
-      for (int64_t j = 0; j < k; ++j) dx_[(r0 + i) * k + j] += rows[i * ld + j];
-  }
-
- private:
-  Tensor& dx_;
-  int64_t granule_;
-};
-
-// The same through forward_rows / backward_rows: X from a source without
-// memory behind it (rows k + 2 apart), dX into a sink.
-Outputs run_rows(const ReuseSettings& s, const Tensor& x, const Tensor& w, const Tensor& dy) {
-  reuse::ReuseProduct p(s);
-  const int64_t n = x.size(0), k = x.size(1), m = w.size(0);
-  Tensor padded = Tensor::full({n, k + 2}, 99.0f);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < k; ++j) padded[i * (k + 2) + j] = x[i * k + j];
-  core::MatrixRows source(padded.data(), n, k, k + 2);
-  REQUIRE(source.data() == nullptr);
-  Outputs o{Tensor::full({n, m}, 123.0f), Tensor::zeros({m, k}), Tensor::zeros({n, k})};
-  auto saved = p.forward_rows(source, w, o.y, true);
-  REQUIRE(saved);
-  MatrixSink sink(o.dx, 50);
-  p.backward_rows(*saved, dy, w, o.dw.data(), &sink);
   return o;
 }
 
@@ -196,28 +148,10 @@ TEST_CASE("keep_projection: directions spanning every block give the dense produ
   auto f = fixed_for(s, x);
   REQUIRE(f.c.remaining_ratio() < 0.9);  // the rows do share clusters
   Outputs o = run(s, x, w, dy);
-  double err_y = 0.0, err_dw = 0.0, err_dx = 0.0;
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t o2 = 0; o2 < m; ++o2) {
-      double y = 0.0;
-      for (int64_t j = 0; j < k; ++j) y += double(x[i * k + j]) * w[o2 * k + j];
-      err_y = std::max(err_y, std::abs(y - o.y[i * m + o2]));
-    }
-  for (int64_t o2 = 0; o2 < m; ++o2)
-    for (int64_t j = 0; j < k; ++j) {
-      double g = 0.0;
-      for (int64_t i = 0; i < n; ++i) g += double(dy[i * m + o2]) * x[i * k + j];
-      err_dw = std::max(err_dw, std::abs(g - o.dw[o2 * k + j]));
-    }
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < k; ++j) {
-      double g = 0.0;
-      for (int64_t o2 = 0; o2 < m; ++o2) g += double(dy[i * m + o2]) * w[o2 * k + j];
-      err_dx = std::max(err_dx, std::abs(g - o.dx[i * k + j]));
-    }
-  CHECK(err_y < 1e-4);
-  CHECK(err_dw < 1e-3);
-  CHECK(err_dx < 1e-4);
+  const testing::DenseErrors e = testing::errors_against_dense(x, w, dy, o);
+  CHECK(e.y < 1e-4);
+  CHECK(e.dw < 1e-3);
+  CHECK(e.dx < 1e-4);
 }
 
 TEST_CASE("keep_projection on random data equals the plain computation, through both doors") {
@@ -233,7 +167,7 @@ TEST_CASE("keep_projection on random data equals the plain computation, through 
     CHECK(max_abs_diff(o.y, ref.y) < 1e-4);
     CHECK(max_abs_diff(o.dw, ref.dw) < 1e-3);
     CHECK(max_abs_diff(o.dx, ref.dx) < 1e-4);
-    Outputs t = run_rows(s, x, w, dy);
+    Outputs t = testing::run_rows<reuse::ReuseProduct>(s, x, w, dy, 50);
     CHECK(max_abs_diff(t.y, ref.y) < 1e-4);
     CHECK(max_abs_diff(t.dw, ref.dw) < 1e-3);
     CHECK(max_abs_diff(t.dx, ref.dx) < 1e-4);
@@ -254,24 +188,7 @@ TEST_CASE("keep_projection: analytic gradients match finite differences of its f
     for (int64_t i = 0; i < n * m; ++i) v += r.y[i] * dy[i];
     return v;
   };
-  const float eps = 1e-2f;
-  double grad_norm = 0.0;
-  for (int64_t q = 0; q < n * k; q += 3) {
-    Tensor xp = x.clone(), xm = x.clone();
-    xp[q] += eps;
-    xm[q] -= eps;
-    const double fd = (g(xp, w) - g(xm, w)) / (2.0 * eps);
-    REQUIRE(o.dx[q] == doctest::Approx(fd).epsilon(2e-3).scale(1.0));
-    grad_norm += std::abs(fd);
-  }
-  CHECK(grad_norm > 1.0);
-  for (int64_t q = 0; q < m * k; ++q) {
-    Tensor wp = w.clone(), wm = w.clone();
-    wp[q] += eps;
-    wm[q] -= eps;
-    const double fd = (g(x, wp) - g(x, wm)) / (2.0 * eps);
-    REQUIRE(o.dw[q] == doctest::Approx(fd).epsilon(2e-3).scale(1.0));
-  }
+  CHECK(testing::check_finite_differences(x, w, o.dx, o.dw, g, 3) > 1.0);
 }
 
 TEST_CASE("keep_projection needs orthonormal directions and the clustered forward") {

@@ -13,19 +13,16 @@
 #include "reuse/lowrank_product.h"
 #include "reuse/lsh.h"
 #include "reuse/settings.h"
+#include "tests/reuse/product_doors.h"
 
 using namespace deja;
 using core::Tensor;
 using reuse::ReuseSettings;
+using testing::max_abs_diff;
+using testing::normal;
+using testing::Outputs;
 
 namespace {
-
-Tensor normal(core::Shape shape, uint64_t seed) {
-  core::Rng rng(seed, 9);
-  Tensor t = Tensor::empty(shape);
-  for (int64_t i = 0; i < t.numel(); ++i) t[i] = rng.normal();
-  return t;
-}
 
 ReuseSettings lowrank(int64_t l, int64_t h) {
   ReuseSettings s;
@@ -84,16 +81,6 @@ Reference reference(const ReuseSettings& s, const Tensor& x, const Tensor& w, co
   return r;
 }
 
-double max_abs_diff(const Tensor& a, const std::vector<double>& b) {
-  double d = 0.0;
-  for (size_t i = 0; i < b.size(); ++i) d = std::max(d, std::abs(double(a[static_cast<int64_t>(i)]) - b[i]));
-  return d;
-}
-
-struct Outputs {
-  Tensor y, dw, dx;
-};
-
 // Matrix door; dX starts at 2 and is kept at half weight (beta 0.5) when asked.
 Outputs run(const ReuseSettings& s, const Tensor& x, const Tensor& w, const Tensor& dy, float beta = 0.0f) {
   reuse::LowRankProduct p(s);
@@ -107,67 +94,16 @@ Outputs run(const ReuseSettings& s, const Tensor& x, const Tensor& w, const Tens
   return o;
 }
 
-class MatrixSink final : public core::RowSink {
- public:
-  MatrixSink(Tensor& dx, int64_t granule) : dx_(dx), granule_(granule) {}
-  int64_t granule() const override { return granule_; }
-  int64_t cols() const override { return dx_.size(1); }
-  void add(int64_t r0, int64_t count, const float* rows, int64_t ld) override {
-    const int64_t k = dx_.size(1);
-    for (int64_t i = 0; i < count; ++i)
-      for (int64_t j = 0; j < k; ++j) dx_[(r0 + i) * k + j] += rows[i * ld + j];
-  }
-
- private:
-  Tensor& dx_;
-  int64_t granule_;
-};
-
-// Row door: X from a source without memory behind it, dX into a sink.
-Outputs run_rows(const ReuseSettings& s, const Tensor& x, const Tensor& w, const Tensor& dy) {
-  reuse::LowRankProduct p(s);
-  const int64_t n = x.size(0), k = x.size(1), m = w.size(0);
-  Tensor padded = Tensor::full({n, k + 2}, 99.0f);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < k; ++j) padded[i * (k + 2) + j] = x[i * k + j];
-  core::MatrixRows source(padded.data(), n, k, k + 2);
-  REQUIRE(source.data() == nullptr);
-  Outputs o{Tensor::full({n, m}, 123.0f), Tensor::zeros({m, k}), Tensor::zeros({n, k})};
-  auto saved = p.forward_rows(source, w, o.y, true);
-  REQUIRE(saved);
-  MatrixSink sink(o.dx, 70);
-  p.backward_rows(*saved, dy, w, o.dw.data(), &sink);
-  return o;
-}
-
 }  // namespace
 
 TEST_CASE("lowrank: directions spanning every block give the dense product") {
   const int64_t n = 150, k = 24, m = 5, l = 6;
   Tensor x = normal({n, k}, 1), w = normal({m, k}, 2), dy = normal({n, m}, 3);
   Outputs o = run(lowrank(l, l), x, w, dy);
-  double ey = 0.0, edw = 0.0, edx = 0.0;
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t c = 0; c < m; ++c) {
-      double y = 0.0;
-      for (int64_t j = 0; j < k; ++j) y += double(x[i * k + j]) * w[c * k + j];
-      ey = std::max(ey, std::abs(y - o.y[i * m + c]));
-    }
-  for (int64_t c = 0; c < m; ++c)
-    for (int64_t j = 0; j < k; ++j) {
-      double g = 0.0;
-      for (int64_t i = 0; i < n; ++i) g += double(dy[i * m + c]) * x[i * k + j];
-      edw = std::max(edw, std::abs(g - o.dw[c * k + j]));
-    }
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < k; ++j) {
-      double g = 0.0;
-      for (int64_t c = 0; c < m; ++c) g += double(dy[i * m + c]) * w[c * k + j];
-      edx = std::max(edx, std::abs(g - o.dx[i * k + j]));
-    }
-  CHECK(ey < 1e-4);
-  CHECK(edw < 1e-3);
-  CHECK(edx < 1e-4);
+  const testing::DenseErrors e = testing::errors_against_dense(x, w, dy, o);
+  CHECK(e.y < 1e-4);
+  CHECK(e.dw < 1e-3);
+  CHECK(e.dx < 1e-4);
 }
 
 TEST_CASE("lowrank on random data equals the plain computation, through both doors") {
@@ -181,7 +117,7 @@ TEST_CASE("lowrank on random data equals the plain computation, through both doo
     CHECK(max_abs_diff(o.y, ref.y) < 1e-4);
     CHECK(max_abs_diff(o.dw, ref.dw) < 1e-3);
     CHECK(max_abs_diff(o.dx, ref.dx) < 1e-4);
-    Outputs t = run_rows(s, x, w, dy);
+    Outputs t = testing::run_rows<reuse::LowRankProduct>(s, x, w, dy, 70);
     CHECK(max_abs_diff(t.y, ref.y) < 1e-4);
     CHECK(max_abs_diff(t.dw, ref.dw) < 1e-3);
     CHECK(max_abs_diff(t.dx, ref.dx) < 1e-4);
@@ -217,19 +153,7 @@ TEST_CASE("lowrank: analytic gradients match finite differences of its forward")
     }
     return total;
   };
-  const float eps = 1e-2f;
-  for (int64_t q = 0; q < n * k; q += 5) {
-    Tensor xp = x.clone(), xm = x.clone();
-    xp[q] += eps;
-    xm[q] -= eps;
-    REQUIRE(o.dx[q] == doctest::Approx((g(xp, w) - g(xm, w)) / (2.0 * eps)).epsilon(2e-3).scale(1.0));
-  }
-  for (int64_t q = 0; q < m * k; ++q) {
-    Tensor wp = w.clone(), wm = w.clone();
-    wp[q] += eps;
-    wm[q] -= eps;
-    REQUIRE(o.dw[q] == doctest::Approx((g(x, wp) - g(x, wm)) / (2.0 * eps)).epsilon(2e-3).scale(1.0));
-  }
+  testing::check_finite_differences(x, w, o.dx, o.dw, g, 5);
 }
 
 TEST_CASE("lowrank settings: validation and the product they make") {
