@@ -85,7 +85,12 @@ std::unique_ptr<core::ProductSaved> LowRankProduct::forward_rows(const core::Row
   saved->projections = core::Tensor::empty({ldp, n});
   float* p = saved->projections.data();
   const float* v = saved->directions.data();
-  double lower = 0.0;  // thread 0's tile fills
+  saved->g.resize(static_cast<size_t>(ldp * m));  // G_s = V_s^T W_s^T
+  direction_products(v, l, h, w.data(), m, k, saved->g.data());
+  const float* g = saved->g.data();
+  double lower = 0.0;    // thread 0's tile fills
+  double products = 0.0; // thread 0's Y tiles
+  bool y_done = false;
   {
     core::SerialBlasScope serial;  // one small GEMM per block (and tile), spread over our threads
     if (const float* xd = x.data()) {
@@ -95,32 +100,44 @@ std::unique_ptr<core::ProductSaved> LowRankProduct::forward_rows(const core::Row
                      xd + s * l, k, 0.0f, p + s * h * n, n);
       }, 1);
     } else {
+      // Per tile of rows: lower it K-major, project every block, then its
+      // rows of Y = P^T G while that tile of P is still in cache.
+      y_done = true;
       core::parallel_for_indexed((n + kTileRows - 1) / kTileRows, [&](int thread, int64_t t0, int64_t t1) {
         std::vector<float> tile(static_cast<size_t>(kTileRows * k));
-        core::Stopwatch fill;
-        double mine = 0.0;
+        core::Stopwatch sw;
+        double fills = 0.0, gemms = 0.0;
         for (int64_t t = t0; t < t1; ++t) {
           const int64_t r0 = t * kTileRows, count = std::min(kTileRows, n - r0);
-          fill.restart();
+          sw.restart();
           x.fill_kmajor(r0, count, 0, k, tile.data(), count);  // [K][count]
-          mine += fill.seconds();
+          fills += sw.seconds();
           for (int64_t s = 0; s < blocks; ++s)  // the hasher's register kernel (16 rows per lane set)
             hasher_->project_block_kmajor(tile.data() + s * l * count, count, count, s, p + s * h * n + r0, n);
+          sw.restart();
+          core::gemm(core::Trans::Yes, core::Trans::No, count, m, ldp, 1.0f, p + r0, n, g, m, 0.0f, y.data() + r0 * m,
+                     m);
+          gemms += sw.seconds();
         }
-        if (thread == 0) lower = mine;
+        if (thread == 0) {
+          lower = fills;
+          products = gemms;
+        }
       }, 1);
     }
   }
   const double projecting = watch.lap();
-  stats_.lowering_s += std::min(lower, projecting);
-  stats_.hash_s += projecting - std::min(lower, projecting);
-  // Y = P^T G
-  saved->g.resize(static_cast<size_t>(ldp * m));
-  direction_products(v, l, h, w.data(), m, k, saved->g.data());
-  if (n > 0)
-    core::gemm(core::Trans::Yes, core::Trans::No, n, m, ldp, 1.0f, p, n, saved->g.data(), m, 0.0f, y.data(), m);
-  else
-    std::fill(y.data(), y.data() + y.numel(), 0.0f);
+  lower = std::min(lower, projecting);
+  products = std::min(products, projecting - lower);
+  stats_.lowering_s += lower;
+  stats_.hash_s += projecting - lower - products;
+  stats_.gemm_s += products;
+  if (!y_done) {  // Y = P^T G
+    if (n > 0)
+      core::gemm(core::Trans::Yes, core::Trans::No, n, m, ldp, 1.0f, p, n, g, m, 0.0f, y.data(), m);
+    else
+      std::fill(y.data(), y.data() + y.numel(), 0.0f);
+  }
   stats_.gemm_s += watch.lap();
   ++stats_.forward_calls;
   // The share of a dense product's inner size that is computed.
@@ -167,11 +184,17 @@ void LowRankProduct::backward_impl(core::ProductSaved& saved_base, const core::T
     stats_.backward_s += total.seconds();
     return;
   }
-  qt_.resize(static_cast<size_t>(ldp * n));  // Q^T = G dY^T
-  if (n > 0)
-    core::gemm(core::Trans::No, core::Trans::Yes, ldp, n, m, 1.0f, saved->g.data(), m, dy.data(), m, 0.0f,
-               qt_.data(), n);
-  if (dx) {  // dX_s = Q_s V_s^T (+ beta dX_s)
+  if (settings_.dx == "exact") {  // the dense gradient dY W: the layer below sees every direction
+    exact_dx(dy, w, dx, dx_beta, sink);
+    stats_.gemm_s += watch.seconds();
+    stats_.backward_s += total.seconds();
+    return;
+  }
+  if (dx) {  // Q^T = G dY^T, then dX_s = Q_s V_s^T (+ beta dX_s)
+    qt_.resize(static_cast<size_t>(ldp * n));
+    if (n > 0)
+      core::gemm(core::Trans::No, core::Trans::Yes, ldp, n, m, 1.0f, saved->g.data(), m, dy.data(), m, 0.0f,
+                 qt_.data(), n);
     for (int64_t s = 0; s < blocks && n > 0; ++s)
       core::gemm(core::Trans::Yes, core::Trans::Yes, n, std::min(l, k - s * l), h, 1.0f, qt_.data() + s * h * n, n,
                  v + s * l * h, h, dx_beta, dx + s * l, k);
@@ -180,31 +203,68 @@ void LowRankProduct::backward_impl(core::ProductSaved& saved_base, const core::T
     return;
   }
   stats_.gemm_s += watch.lap();
-  // Into the sink: per granule-bounded run of rows and block, the K-major
-  // piece (Q_s V_s^T)^T, handed over while in cache.
+  // Into the sink: per granule-bounded run of rows, its columns of
+  // Q^T = G dY^T (in cache), then per block the K-major piece (Q_s V_s^T)^T.
   const int64_t granule = std::max<int64_t>(1, sink->granule());
-  double lower = 0.0;  // thread 0's time in the sink (col2im)
-  core::parallel_for_indexed((n + granule - 1) / granule, [&](int thread, int64_t u0, int64_t u1) {
-    std::vector<float> piece(static_cast<size_t>(kTileRows * l));
-    core::Stopwatch sw;
-    double mine = 0.0;
+  double lower = 0.0;     // thread 0's time in the sink (col2im)
+  double products = 0.0;  // thread 0's Q^T tiles
+  {
+    core::SerialBlasScope serial;
+    core::parallel_for_indexed((n + granule - 1) / granule, [&](int thread, int64_t u0, int64_t u1) {
+      std::vector<float> piece(static_cast<size_t>(kTileRows * l));
+      std::vector<float> qt(static_cast<size_t>(kTileRows * ldp));
+      core::Stopwatch sw;
+      double sinks = 0.0, gemms = 0.0;
+      for (int64_t r = u0 * granule, count = 0; r < std::min(n, u1 * granule); r += count) {
+        count = std::min({kTileRows, n - r, granule - r % granule});
+        sw.restart();
+        core::gemm(core::Trans::No, core::Trans::Yes, ldp, count, m, 1.0f, saved->g.data(), m, dy.data() + r * m, m,
+                   0.0f, qt.data(), count);
+        gemms += sw.seconds();
+        for (int64_t s = 0; s < blocks; ++s) {
+          const int64_t len = std::min(l, k - s * l);
+          add_direction_terms(piece.data(), count, len, count, v + s * l * h, h, qt.data() + s * h * count, count,
+                              /*add=*/false);
+          sw.restart();
+          sink->add_kmajor(r, count, s * l, s * l + len, piece.data(), count);
+          sinks += sw.seconds();
+        }
+      }
+      if (thread == 0) {
+        lower = sinks;
+        products = gemms;
+      }
+    }, 1);
+  }
+  const double section = watch.lap();
+  lower = std::min(lower, section);
+  products = std::min(products, section - lower);
+  stats_.lowering_s += lower;
+  stats_.gemm_s += products;
+  stats_.scatter_s += section - lower - products;
+  stats_.backward_s += total.seconds();
+}
+
+void LowRankProduct::exact_dx(const core::Tensor& dy, const core::Tensor& w, float* dx, float dx_beta,
+                              core::RowSink* sink) const {
+  const int64_t n = dy.numel() / std::max<int64_t>(1, w.size(0)), m = w.size(0), k = w.size(1);
+  if (n == 0) return;
+  if (dx) {
+    core::gemm(core::Trans::No, core::Trans::No, n, k, m, 1.0f, dy.data(), m, w.data(), k, dx_beta, dx, k);
+    return;
+  }
+  // Into the sink: per granule-bounded run of rows, the K-major piece (dY_r W)^T.
+  const int64_t granule = std::max<int64_t>(1, sink->granule());
+  core::SerialBlasScope serial;
+  core::parallel_for((n + granule - 1) / granule, [&](int64_t u0, int64_t u1) {
+    std::vector<float> piece(static_cast<size_t>(kTileRows * k));
     for (int64_t r = u0 * granule, count = 0; r < std::min(n, u1 * granule); r += count) {
       count = std::min({kTileRows, n - r, granule - r % granule});
-      for (int64_t s = 0; s < blocks; ++s) {
-        const int64_t len = std::min(l, k - s * l);
-        add_direction_terms(piece.data(), count, len, count, v + s * l * h, h, qt_.data() + s * h * n + r, n,
-                            /*add=*/false);
-        sw.restart();
-        sink->add_kmajor(r, count, s * l, s * l + len, piece.data(), count);
-        mine += sw.seconds();
-      }
+      core::gemm(core::Trans::Yes, core::Trans::Yes, k, count, m, 1.0f, w.data(), k, dy.data() + r * m, m, 0.0f,
+                 piece.data(), count);
+      sink->add_kmajor(r, count, 0, k, piece.data(), count);
     }
-    if (thread == 0) lower = mine;
   }, 1);
-  const double section = watch.lap();
-  stats_.lowering_s += std::min(lower, section);
-  stats_.scatter_s += section - std::min(lower, section);
-  stats_.backward_s += total.seconds();
 }
 
 }  // namespace deja::reuse

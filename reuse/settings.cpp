@@ -46,8 +46,8 @@ void ReuseSettings::validate(const std::string& where) const {
     throw std::invalid_argument(where + ": key 'lowrank' needs hash \"pca\" (its directions), got " + quoted(hash));
   if (lowrank && keep_projection)
     throw std::invalid_argument(where + ": keys 'lowrank' and 'keep_projection' exclude each other");
-  if (lowrank && (forward != "cluster" || dx != "cluster"))
-    throw std::invalid_argument(where + ": key 'lowrank' computes Y and dX itself (leave 'forward' and 'dx' unset)");
+  if (lowrank && forward != "cluster")
+    throw std::invalid_argument(where + ": key 'lowrank' computes Y itself (leave 'forward' unset)");
   if (keep_projection && forward != "cluster")
     throw std::invalid_argument(where + ": key 'keep_projection' needs forward \"cluster\", got " + quoted(forward));
 }

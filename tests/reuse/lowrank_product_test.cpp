@@ -40,7 +40,8 @@ struct Reference {
 };
 
 // x~ = V_s V_s^T x per block (V from a pca hasher fitted on x, as the
-// product's), Y = X~ W^T, dW = dY^T X~, dX_s = (dY W)_s V_s V_s^T.
+// product's), Y = X~ W^T, dW = dY^T X~, dX_s = (dY W)_s V_s V_s^T
+// (dx "exact": dX = dY W).
 Reference reference(const ReuseSettings& s, const Tensor& x, const Tensor& w, const Tensor& dy) {
   const int64_t n = x.size(0), k = x.size(1), m = w.size(0), l = s.L, h = s.H;
   auto hasher = reuse::make_hasher(s, k);
@@ -71,7 +72,7 @@ Reference reference(const ReuseSettings& s, const Tensor& x, const Tensor& w, co
       for (int64_t o = 0; o < m; ++o) d[j] += double(dy[i * m + o]) * w[o * k + j];
     }
     project(d, dt);
-    for (int64_t j = 0; j < k; ++j) r.dx[i * k + j] = dt[j];
+    for (int64_t j = 0; j < k; ++j) r.dx[i * k + j] = s.dx == "exact" ? d[j] : dt[j];
     for (int64_t o = 0; o < m; ++o)
       for (int64_t j = 0; j < k; ++j) {
         r.y[i * m + o] += xt[j] * w[o * k + j];
@@ -107,11 +108,14 @@ TEST_CASE("lowrank: directions spanning every block give the dense product") {
 }
 
 TEST_CASE("lowrank on random data equals the plain computation, through both doors") {
+  for (const char* dx : {"cluster", "exact"})
   for (int64_t h : {1, 3, 8}) {
+    CAPTURE(dx);
     CAPTURE(h);
     const int64_t n = 300, k = 37, m = 9, l = 8;  // L does not divide K; 300 rows: a 256-row tile and a tail
     Tensor x = normal({n, k}, 11), w = normal({m, k}, 12), dy = normal({n, m}, 13);
     auto s = lowrank(l, h);
+    s.dx = dx;
     auto ref = reference(s, x, w, dy);
     Outputs o = run(s, x, w, dy, 0.5f);
     CHECK(max_abs_diff(o.y, ref.y) < 1e-4);
@@ -169,8 +173,9 @@ TEST_CASE("lowrank settings: validation and the product they make") {
                        std::invalid_argument);
   s.keep_projection = false;
   s.dx = "exact";
-  CHECK_THROWS_WITH_AS(s.validate("conv2"),
-                       "conv2: key 'lowrank' computes Y and dX itself (leave 'forward' and 'dx' unset)",
+  CHECK_NOTHROW(s.validate("conv2"));
+  s.forward = "exact";
+  CHECK_THROWS_WITH_AS(s.validate("conv2"), "conv2: key 'lowrank' computes Y itself (leave 'forward' unset)",
                        std::invalid_argument);
   auto j = reuse::settings_to_json(lowrank(8, 4));
   CHECK(reuse::settings_from_json(j, ReuseSettings(), "conv2").lowrank);
