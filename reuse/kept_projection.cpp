@@ -2,6 +2,8 @@
 #include "reuse/kept_projection.h"
 
 #include <algorithm>
+#include <array>
+#include <utility>
 
 #ifdef __AVX512F__
 #include <immintrin.h>
@@ -38,26 +40,64 @@ void remove_projection(float* table, int64_t rows, int64_t ld, const float* v_s,
   }
 }
 
+#ifdef __AVX512F__
+namespace {
+
+// One 16-row slab, directions q0 .. q0 + NQ - 1: tile[j][i] (+)= sum_q
+// v_s[j][q0 + q] qt[q0 + q][i]. The NQ rows of Q^T stay in registers; eight
+// columns j at a time give eight independent FMA chains (one chain would
+// wait on the FMA latency at every step).
+template <int NQ>
+void terms_slab(float* tile, int64_t ldt, int64_t len, __mmask16 mask, const float* v_s, int64_t h, int64_t q0,
+                const float* qt, int64_t ldq, bool load) {
+  // (unrolled by hand-set pragmas: GCC's own limits leave qv and acc on the stack)
+  __m512 qv[NQ];
+#pragma GCC unroll 16
+  for (int q = 0; q < NQ; ++q) qv[q] = _mm512_maskz_loadu_ps(mask, qt + (q0 + q) * ldq);
+  int64_t j = 0;
+  for (; j + 8 <= len; j += 8) {
+    __m512 acc[8];
+#pragma GCC unroll 8
+    for (int u = 0; u < 8; ++u)
+      acc[u] = load ? _mm512_maskz_loadu_ps(mask, tile + (j + u) * ldt) : _mm512_setzero_ps();
+#pragma GCC unroll 16
+    for (int q = 0; q < NQ; ++q)
+#pragma GCC unroll 8
+      for (int u = 0; u < 8; ++u) acc[u] = _mm512_fmadd_ps(_mm512_set1_ps(v_s[(j + u) * h + q0 + q]), qv[q], acc[u]);
+#pragma GCC unroll 8
+    for (int u = 0; u < 8; ++u) _mm512_mask_storeu_ps(tile + (j + u) * ldt, mask, acc[u]);
+  }
+  for (; j < len; ++j) {
+    __m512 acc = load ? _mm512_maskz_loadu_ps(mask, tile + j * ldt) : _mm512_setzero_ps();
+#pragma GCC unroll 16
+    for (int q = 0; q < NQ; ++q) acc = _mm512_fmadd_ps(_mm512_set1_ps(v_s[j * h + q0 + q]), qv[q], acc);
+    _mm512_mask_storeu_ps(tile + j * ldt, mask, acc);
+  }
+}
+
+using SlabKernel = void (*)(float*, int64_t, int64_t, __mmask16, const float*, int64_t, int64_t, const float*,
+                            int64_t, bool);
+
+template <size_t... I>
+constexpr std::array<SlabKernel, sizeof...(I)> slab_kernels(std::index_sequence<I...>) {
+  return {&terms_slab<static_cast<int>(I) + 1>...};
+}
+constexpr auto kSlabKernels = slab_kernels(std::make_index_sequence<16>());  // NQ = 1 .. 16
+
+}  // namespace
+#endif
+
 void add_direction_terms(float* tile, int64_t ldt, int64_t len, int64_t count, const float* v_s, int64_t h,
                          const float* qt, int64_t ldq, bool add) {
   int64_t i0 = 0;
 #ifdef __AVX512F__
-  // 16 rows at a time, 8 directions at a time in registers; every column j
-  // of the tile is one load, up to 8 FMAs (v broadcast) and one store.
+  // 16 rows at a time, up to 16 directions per pass over the slab's columns.
   for (; i0 < count; i0 += 16) {
     const int64_t rows = std::min<int64_t>(16, count - i0);
     const auto mask = static_cast<__mmask16>((1u << rows) - 1u);
-    for (int64_t q0 = 0; q0 < h; q0 += 8) {
-      const int64_t nq = std::min<int64_t>(8, h - q0);
-      __m512 qv[8];
-      for (int64_t q = 0; q < nq; ++q) qv[q] = _mm512_maskz_loadu_ps(mask, qt + (q0 + q) * ldq + i0);
-      for (int64_t j = 0; j < len; ++j) {
-        float* dst = tile + j * ldt + i0;
-        const float* vj = v_s + j * h + q0;
-        __m512 acc = add || q0 > 0 ? _mm512_maskz_loadu_ps(mask, dst) : _mm512_setzero_ps();
-        for (int64_t q = 0; q < nq; ++q) acc = _mm512_fmadd_ps(_mm512_set1_ps(vj[q]), qv[q], acc);
-        _mm512_mask_storeu_ps(dst, mask, acc);
-      }
+    for (int64_t q0 = 0; q0 < h; q0 += 16) {
+      const int64_t nq = std::min<int64_t>(16, h - q0);
+      kSlabKernels[static_cast<size_t>(nq - 1)](tile + i0, ldt, len, mask, v_s, h, q0, qt + i0, ldq, add || q0 > 0);
     }
   }
 #endif

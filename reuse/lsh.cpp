@@ -287,17 +287,19 @@ class QprojHasher final : public Hasher {
         _mm512_set1_epi32(static_cast<int>(ldx)));
     for (int64_t i = 0; i < rows;) {
       const float* xi = KMajor ? x + i : x + i * ldx;
-      if (hp_ == 8 && rows - i >= 32) {
+      if (rows - i >= 32) {  // two slabs, eight directions per pass over their columns
         __m512 p[16];
-        __m512i bits[2];
-        project_slabs<8, 2, KMajor>(xi, idx, ldx, 0xffff, len, block_projections(block), hp_, 0, p, bits);
-        for (int64_t slab = 0; slab < 2; ++slab) {
-          if (proj) store_projections(p + 8 * slab, 0, 8, i + 16 * slab, 0xffff);
-          if (!keys) continue;
-          __m512i z1 = _mm512_setzero_si512(), z2 = _mm512_setzero_si512();
-          quantise16<8>(p + 8 * slab, 0, inv_w, z1, z2);
-          store_keys16(z1, z2, bits[slab], 0xffff, keys + i + 16 * slab);
+        __m512i bits[2], z1[2], z2[2];
+        for (int64_t slab = 0; slab < 2; ++slab) z1[slab] = z2[slab] = _mm512_setzero_si512();
+        for (int64_t h0 = 0; h0 < h_; h0 += 8) {
+          project_slabs<8, 2, KMajor>(xi, idx, ldx, 0xffff, len, block_projections(block), hp_, h0, p, bits);
+          for (int64_t slab = 0; slab < 2; ++slab) {
+            if (proj) store_projections(p + 8 * slab, h0, 8, i + 16 * slab, 0xffff);
+            if (keys) quantise16<8>(p + 8 * slab, h0, inv_w, z1[slab], z2[slab]);
+          }
         }
+        if (keys)
+          for (int64_t slab = 0; slab < 2; ++slab) store_keys16(z1[slab], z2[slab], bits[slab], 0xffff, keys + i + 16 * slab);
         i += 32;
         continue;
       }

@@ -208,11 +208,13 @@ TEST_CASE("keep_projection needs orthonormal directions and the clustered forwar
 }
 
 TEST_CASE("add_direction_terms equals the plain loop") {
-  for (int64_t count : {5, 16, 37}) {
-    for (int64_t h : {3, 8, 11, 20}) {
+  for (int64_t count : {5, 16, 37})
+  for (int64_t h : {3, 8, 11, 16, 20, 33})
+    for (int64_t len : {5, 13, 24}) {
       CAPTURE(count);
       CAPTURE(h);
-      const int64_t len = 13, ldt = count + 3, ldq = count + 5;
+      CAPTURE(len);
+      const int64_t ldt = count + 3, ldq = count + 5;
       Tensor tile = normal({len, ldt}, 40), v = normal({len, h}, 41), qt = normal({h, ldq}, 42);
       Tensor expected = tile.clone();
       for (int64_t j = 0; j < len; ++j)
@@ -238,5 +240,4 @@ TEST_CASE("add_direction_terms equals the plain loop") {
       CHECK(worst < 1e-4);  // the padding columns count too: untouched
       CHECK(worst_stored < 1e-4);
     }
-  }
 }

@@ -220,7 +220,7 @@ TEST_CASE("qproj keys do not depend on how many rows one call hashes, nor on the
   // The K-major entry (a column-major copy, ld 80) must give the same keys.
   const int64_t n = 75, k = 30;
   Tensor x = redundant_rows(n, k, 10, 5);
-  for (int64_t h : {int64_t{8}, int64_t{12}}) {
+  for (int64_t h : {int64_t{8}, int64_t{12}, int64_t{20}}) {
     CAPTURE(h);
     auto hasher = reuse::make_hasher(settings("qproj", 10, h), k);
     hasher->prepare(x.data(), n, k, false);
