@@ -18,7 +18,6 @@ namespace deja::reuse {
 namespace {
 
 constexpr int64_t kTileRows = 256;  // rows per K-major tile from a source (one CifarNet conv2 image)
-constexpr int64_t kRefitEvery = 8;  // forwards per fit of the principal directions
 
 struct LowRankSaved final : core::ProductSaved {
   int64_t n = 0, k = 0, m = 0, l = 0, h = 0, blocks = 0;
@@ -77,9 +76,9 @@ std::unique_ptr<core::ProductSaved> LowRankProduct::forward_rows(const core::Row
   saved->blocks = hasher_->blocks();
   const int64_t l = saved->l, h = saved->h, blocks = saved->blocks, ldp = blocks * h;
   core::Stopwatch watch;
-  // The directions move little between batches: refitted every
-  // kRefitEvery-th forward (the fit is ~3.6 ms per CifarNet conv2 batch).
-  hasher_->prepare(x, settings_.scope == "cross_batch" || forwards_ % kRefitEvery != 0);
+  // Fitted every settings_.refit-th forward (the fit is ~3.6 ms per CifarNet
+  // conv2 batch; stale directions cost accuracy: docs/perf-notes.md, Round 12).
+  hasher_->prepare(x, settings_.scope == "cross_batch" || forwards_ % settings_.refit != 0);
   ++forwards_;
   saved->directions = block_directions(*hasher_);
   saved->projections = core::Tensor::empty({ldp, n});
@@ -89,7 +88,7 @@ std::unique_ptr<core::ProductSaved> LowRankProduct::forward_rows(const core::Row
   direction_products(v, l, h, w.data(), m, k, saved->g.data());
   const float* g = saved->g.data();
   double lower = 0.0;    // thread 0's tile fills
-  double products = 0.0; // thread 0's Y tiles
+  double products = 0.0;  // thread 0's Y tiles
   bool y_done = false;
   {
     core::SerialBlasScope serial;  // one small GEMM per block (and tile), spread over our threads

@@ -1,15 +1,18 @@
 // LowRankProduct ("lowrank": true in a layer's reuse settings): no clusters;
 // every row's sub-vector of block s is replaced by its projection onto the
-// block's H leading principal directions V_s (the "pca" hasher's fit,
-// refreshed every 8 batches), x~ = V_s V_s^T x. Then
+// block's H leading principal directions V_s (the "pca" hasher's fit, every
+// `refit`-th batch), x~ = V_s V_s^T x. Then
 //   Y = sum_s P_s G_s,  P_s = X_s V_s,  G_s = V_s^T W_s^T,
 //   dW_s += (V_s P_s^T dY)^T,  dX_s = (dY G_s^T) V_s^T,
-// the exact gradient of that forward with V held fixed. Three GEMMs of inner
-// size blocks * H (~H / L of the dense product's K) and one projection pass
-// over X. Why it exists: with keep_projection (kept_projection.h) the
-// clusters of the remainder barely lower the error (CifarNet conv2, H 8:
-// 0.160 with them, 0.176 without), so the clustering engine's passes buy
-// nothing there (docs/perf-notes.md, Round 11).
+// the exact gradient of that forward with V held fixed ("dx": "exact" gives
+// the dense dY W instead; it did not change CifarNet's accuracy, so the
+// forward's error is what costs). Three GEMMs of inner size blocks * H
+// (~H / L of the dense product's K) and one projection pass over X; from a
+// row source, Y and Q^T are computed tile by tile while in cache. Why it
+// exists: with keep_projection (kept_projection.h) the clusters of the
+// remainder barely lower the error (CifarNet conv2, H 8: 0.160 with them,
+// 0.176 without), so the clustering engine's passes buy nothing there
+// (docs/perf-notes.md, Rounds 11-12).
 #pragma once
 
 #include <memory>
@@ -50,8 +53,8 @@ class LowRankProduct final : public core::Product {
 
   ReuseSettings settings_;
   std::unique_ptr<Hasher> hasher_;
-  std::vector<float> qt_;  // backward: Q^T = G dY^T, [blocks * H][rows], kept across calls
-  int64_t forwards_ = 0;   // since the hasher was made: directions are refitted every few
+  std::vector<float> qt_;  // backward, matrix door: Q^T = G dY^T, [blocks * H][rows], kept across calls
+  int64_t forwards_ = 0;   // since the hasher was made: directions are fitted every settings_.refit-th
 };
 
 }  // namespace deja::reuse

@@ -46,6 +46,9 @@ void ReuseSettings::validate(const std::string& where) const {
     throw std::invalid_argument(where + ": key 'lowrank' needs hash \"pca\" (its directions), got " + quoted(hash));
   if (lowrank && keep_projection)
     throw std::invalid_argument(where + ": keys 'lowrank' and 'keep_projection' exclude each other");
+  if (refit < 1) throw std::invalid_argument(where + ": key 'refit' must be >= 1, got " + std::to_string(refit));
+  if (refit != 1 && !lowrank)
+    throw std::invalid_argument(where + ": key 'refit' applies to 'lowrank' only (the clustered product fits every batch)");
   if (lowrank && forward != "cluster")
     throw std::invalid_argument(where + ": key 'lowrank' computes Y itself (leave 'forward' unset)");
   if (keep_projection && forward != "cluster")
@@ -54,7 +57,8 @@ void ReuseSettings::validate(const std::string& where) const {
 
 ReuseSettings settings_from_json(const core::Json& j, const ReuseSettings& defaults,
                                  const std::string& where) {
-  core::reject_unknown_keys(j, {"enabled", "hash", "L", "H", "width", "dx", "forward", "keep_projection", "lowrank", "scope"},
+  core::reject_unknown_keys(j, {"enabled", "hash", "L", "H", "width", "dx", "forward", "keep_projection", "lowrank", "refit",
+                                "scope"},
                             where);
   ReuseSettings s = defaults;
   s.enabled = core::read_bool(j, "enabled", s.enabled, where);
@@ -66,6 +70,7 @@ ReuseSettings settings_from_json(const core::Json& j, const ReuseSettings& defau
   s.forward = core::read_string(j, "forward", s.forward, where);
   s.keep_projection = core::read_bool(j, "keep_projection", s.keep_projection, where);
   s.lowrank = core::read_bool(j, "lowrank", s.lowrank, where);
+  s.refit = core::read_int(j, "refit", s.refit, where);
   s.scope = core::read_string(j, "scope", s.scope, where);
   s.validate(where);
   return s;
@@ -74,7 +79,8 @@ ReuseSettings settings_from_json(const core::Json& j, const ReuseSettings& defau
 core::Json settings_to_json(const ReuseSettings& s) {
   return core::Json{{"enabled", s.enabled}, {"hash", s.hash}, {"L", s.L},         {"H", s.H},
                     {"width", s.width},     {"dx", s.dx},     {"forward", s.forward},
-                    {"keep_projection", s.keep_projection}, {"lowrank", s.lowrank}, {"scope", s.scope}};
+                    {"keep_projection", s.keep_projection}, {"lowrank", s.lowrank}, {"refit", s.refit},
+                    {"scope", s.scope}};
 }
 
 std::string describe(const ReuseSettings& s) {
@@ -86,6 +92,7 @@ std::string describe(const ReuseSettings& s) {
   if (s.forward != "cluster") os << ", forward=" << s.forward;
   if (s.keep_projection) os << ", keep_projection";
   if (s.lowrank) os << ", lowrank";
+  if (s.refit != 1) os << ", refit=" << s.refit;
   if (s.scope != "batch") os << ", scope=" << s.scope;
   os << ")";
   return os.str();

@@ -39,6 +39,10 @@ struct ReuseSettings {
   // its block's H leading principal directions (LowRankProduct,
   // lowrank_product.h). Needs "pca", whose fit gives the directions.
   bool lowrank = false;
+  // lowrank: batches per fit of the directions. 1 fits every batch (~3.6 ms
+  // per CifarNet conv2 batch); 8 saves that but trained 0.28 points worse on
+  // average over five seeds (docs/perf-notes.md, Round 12).
+  int64_t refit = 1;
   std::string scope = "batch";   // "batch" | "cross_batch"
   uint64_t seed = 0;             // hash matrices from make_rng(seed, RngPurpose::Hash, ...)
 
@@ -49,7 +53,7 @@ struct ReuseSettings {
 // The automatic qproj width (relative to the block RMS norm) when width == 0.
 inline constexpr double kDefaultRelativeWidth = 0.5;
 
-// Reads {"enabled", "hash", "L", "H", "width", "dx", "forward", "keep_projection", "lowrank", "scope"}
+// Reads {"enabled", "hash", "L", "H", "width", "dx", "forward", "keep_projection", "lowrank", "refit", "scope"}
 // over `defaults`
 // (absent keys keep the default); rejects unknown keys and bad values with
 // messages naming `where` and the key.

@@ -160,6 +160,40 @@ TEST_CASE("lowrank: analytic gradients match finite differences of its forward")
   testing::check_finite_differences(x, w, o.dx, o.dw, g, 5);
 }
 
+TEST_CASE("lowrank refits its directions every `refit`-th forward") {
+  const int64_t n = 200, k = 24, m = 3, l = 8, h = 3;
+  Tensor x1 = normal({n, k}, 61), x2 = normal({n, k}, 62), w = normal({m, k}, 63);
+  for (int64_t i = 0; i < n; ++i)  // x2 spreads along other columns than x1
+    for (int64_t j = 0; j < k; ++j) x2[i * k + j] *= 1.0f + static_cast<float>((j * 5) % 8);
+  for (int64_t refit : {1, 2}) {
+    CAPTURE(refit);
+    auto s = lowrank(l, h);
+    s.refit = refit;
+    // The reference hasher sees the batches the product fits on, in order.
+    auto hasher = reuse::make_hasher(s, k);
+    hasher->prepare(x1.data(), n, k, false);
+    if (refit == 1) hasher->prepare(x2.data(), n, k, false);
+    const std::vector<float> v = reuse::block_directions(*hasher);
+    std::vector<double> want(n * m, 0.0);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t b = 0; b * l < k; ++b)
+        for (int64_t q = 0; q < h; ++q) {
+          double p = 0.0;
+          for (int64_t j = 0; j < l; ++j) p += double(x2[i * k + b * l + j]) * v[b * l * h + j * h + q];
+          for (int64_t o = 0; o < m; ++o)
+            for (int64_t j = 0; j < l; ++j) want[i * m + o] += p * v[b * l * h + j * h + q] * w[o * k + b * l + j];
+        }
+    reuse::LowRankProduct product(s);
+    Tensor y = Tensor::empty({n, m});
+    product.forward(x1, w, y, false);
+    product.forward(x2, w, y, false);
+    CHECK(max_abs_diff(y, want) < 1e-3);
+    double ny = 0.0;
+    for (double e : want) ny += e * e;
+    CHECK(ny > 1.0);
+  }
+}
+
 TEST_CASE("lowrank settings: validation and the product they make") {
   auto s = lowrank(8, 4);
   CHECK(reuse::describe(s) == "reuse(hash=pca, L=8, H=4, dx=cluster, lowrank)");
@@ -177,6 +211,18 @@ TEST_CASE("lowrank settings: validation and the product they make") {
   s.forward = "exact";
   CHECK_THROWS_WITH_AS(s.validate("conv2"), "conv2: key 'lowrank' computes Y itself (leave 'forward' unset)",
                        std::invalid_argument);
-  auto j = reuse::settings_to_json(lowrank(8, 4));
+  s.forward = "cluster";
+  s.refit = 0;
+  CHECK_THROWS_WITH_AS(s.validate("conv2"), "conv2: key 'refit' must be >= 1, got 0", std::invalid_argument);
+  s.refit = 8;
+  CHECK(reuse::describe(s) == "reuse(hash=pca, L=8, H=4, dx=exact, lowrank, refit=8)");
+  s.lowrank = false;
+  CHECK_THROWS_WITH_AS(s.validate("conv2"),
+                       "conv2: key 'refit' applies to 'lowrank' only (the clustered product fits every batch)",
+                       std::invalid_argument);
+  auto lr = lowrank(8, 4);
+  lr.refit = 8;
+  auto j = reuse::settings_to_json(lr);
   CHECK(reuse::settings_from_json(j, ReuseSettings(), "conv2").lowrank);
+  CHECK(reuse::settings_from_json(j, ReuseSettings(), "conv2").refit == 8);
 }
