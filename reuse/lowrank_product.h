@@ -54,7 +54,7 @@ class LowRankProduct final : public core::Product {
   ReuseSettings settings_;
   std::unique_ptr<Hasher> hasher_;
   std::vector<float> qt_;  // backward, matrix door: Q^T = G dY^T, [blocks * H][rows], kept across calls
-  int64_t forwards_ = 0;   // since the hasher was made: directions are fitted every settings_.refit-th
+  int64_t forwards_ = 0;   // since the hasher was made: the directions are fitted every refit-th forward
 };
 
 }  // namespace deja::reuse

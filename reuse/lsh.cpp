@@ -299,7 +299,8 @@ class QprojHasher final : public Hasher {
           }
         }
         if (keys)
-          for (int64_t slab = 0; slab < 2; ++slab) store_keys16(z1[slab], z2[slab], bits[slab], 0xffff, keys + i + 16 * slab);
+          for (int64_t slab = 0; slab < 2; ++slab)
+            store_keys16(z1[slab], z2[slab], bits[slab], 0xffff, keys + i + 16 * slab);
         i += 32;
         continue;
       }

@@ -48,7 +48,8 @@ void ReuseSettings::validate(const std::string& where) const {
     throw std::invalid_argument(where + ": keys 'lowrank' and 'keep_projection' exclude each other");
   if (refit < 1) throw std::invalid_argument(where + ": key 'refit' must be >= 1, got " + std::to_string(refit));
   if (refit != 1 && !lowrank)
-    throw std::invalid_argument(where + ": key 'refit' applies to 'lowrank' only (the clustered product fits every batch)");
+    throw std::invalid_argument(where +
+                                ": key 'refit' applies to 'lowrank' only (the clustered product fits every batch)");
   if (lowrank && forward != "cluster")
     throw std::invalid_argument(where + ": key 'lowrank' computes Y itself (leave 'forward' unset)");
   if (keep_projection && forward != "cluster")
@@ -57,9 +58,8 @@ void ReuseSettings::validate(const std::string& where) const {
 
 ReuseSettings settings_from_json(const core::Json& j, const ReuseSettings& defaults,
                                  const std::string& where) {
-  core::reject_unknown_keys(j, {"enabled", "hash", "L", "H", "width", "dx", "forward", "keep_projection", "lowrank", "refit",
-                                "scope"},
-                            where);
+  core::reject_unknown_keys(
+      j, {"enabled", "hash", "L", "H", "width", "dx", "forward", "keep_projection", "lowrank", "refit", "scope"}, where);
   ReuseSettings s = defaults;
   s.enabled = core::read_bool(j, "enabled", s.enabled, where);
   s.hash = core::read_string(j, "hash", s.hash, where);
