@@ -87,9 +87,8 @@ std::unique_ptr<core::ProductSaved> LowRankProduct::forward_rows(const core::Row
   saved->g.resize(static_cast<size_t>(ldp * m));  // G_s = V_s^T W_s^T
   direction_products(v, l, h, w.data(), m, k, saved->g.data());
   const float* g = saved->g.data();
-  double lower = 0.0;    // thread 0's tile fills
-  double products = 0.0;  // thread 0's Y tiles
-  bool y_done = false;
+  double lower = 0.0;     // thread 0's tile fills
+  double products = 0.0;  // Y's products (thread 0's tiles)
   {
     core::SerialBlasScope serial;  // one small GEMM per block (and tile), spread over our threads
     if (const float* xd = x.data()) {
@@ -101,7 +100,6 @@ std::unique_ptr<core::ProductSaved> LowRankProduct::forward_rows(const core::Row
     } else {
       // Per tile of rows: lower it K-major, project every block, then its
       // rows of Y = P^T G while that tile of P is still in cache.
-      y_done = true;
       core::parallel_for_indexed((n + kTileRows - 1) / kTileRows, [&](int thread, int64_t t0, int64_t t1) {
         std::vector<float> tile(static_cast<size_t>(kTileRows * k));
         core::Stopwatch sw;
@@ -125,19 +123,18 @@ std::unique_ptr<core::ProductSaved> LowRankProduct::forward_rows(const core::Row
       }, 1);
     }
   }
-  const double projecting = watch.lap();
-  lower = std::min(lower, projecting);
-  products = std::min(products, projecting - lower);
-  stats_.lowering_s += lower;
-  stats_.hash_s += projecting - lower - products;
-  stats_.gemm_s += products;
-  if (!y_done) {  // Y = P^T G
+  if (x.data()) {  // Y = P^T G, one product over all rows
+    core::Stopwatch sw;
     if (n > 0)
       core::gemm(core::Trans::Yes, core::Trans::No, n, m, ldp, 1.0f, p, n, g, m, 0.0f, y.data(), m);
-    else
-      std::fill(y.data(), y.data() + y.numel(), 0.0f);
+    products = sw.seconds();
   }
-  stats_.gemm_s += watch.lap();
+  const double section = watch.lap();
+  lower = std::min(lower, section);
+  products = std::min(products, section - lower);
+  stats_.lowering_s += lower;
+  stats_.gemm_s += products;
+  stats_.hash_s += section - lower - products;
   ++stats_.forward_calls;
   // The share of a dense product's inner size that is computed.
   stats_.remaining_ratio_sum += k > 0 ? static_cast<double>(std::min(ldp, k)) / static_cast<double>(k) : 0.0;
@@ -184,7 +181,7 @@ void LowRankProduct::backward_impl(core::ProductSaved& saved_base, const core::T
     return;
   }
   if (settings_.dx == "exact") {  // the dense gradient dY W: the layer below sees every direction
-    exact_dx(dy, w, dx, dx_beta, sink);
+    exact_dx(n, dy, w, dx, dx_beta, sink);
     stats_.gemm_s += watch.seconds();
     stats_.backward_s += total.seconds();
     return;
@@ -244,9 +241,9 @@ void LowRankProduct::backward_impl(core::ProductSaved& saved_base, const core::T
   stats_.backward_s += total.seconds();
 }
 
-void LowRankProduct::exact_dx(const core::Tensor& dy, const core::Tensor& w, float* dx, float dx_beta,
+void LowRankProduct::exact_dx(int64_t n, const core::Tensor& dy, const core::Tensor& w, float* dx, float dx_beta,
                               core::RowSink* sink) const {
-  const int64_t n = dy.numel() / std::max<int64_t>(1, w.size(0)), m = w.size(0), k = w.size(1);
+  const int64_t m = w.size(0), k = w.size(1);
   if (n == 0) return;
   if (dx) {
     core::gemm(core::Trans::No, core::Trans::No, n, k, m, 1.0f, dy.data(), m, w.data(), k, dx_beta, dx, k);

@@ -48,8 +48,9 @@ class LowRankProduct final : public core::Product {
  private:
   void backward_impl(core::ProductSaved& saved, const core::Tensor& dy, const core::Tensor& w, float* dw,
                      float* dx, float dx_beta, core::RowSink* sink);
-  // dx "exact": the dense input gradient dY W, into dx or the sink
-  void exact_dx(const core::Tensor& dy, const core::Tensor& w, float* dx, float dx_beta, core::RowSink* sink) const;
+  // dx "exact": the dense input gradient dY W of the forward's n rows, into dx or the sink
+  void exact_dx(int64_t n, const core::Tensor& dy, const core::Tensor& w, float* dx, float dx_beta,
+                core::RowSink* sink) const;
 
   ReuseSettings settings_;
   std::unique_ptr<Hasher> hasher_;

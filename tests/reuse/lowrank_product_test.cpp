@@ -39,14 +39,11 @@ struct Reference {
   std::vector<double> y, dw, dx;
 };
 
-// x~ = V_s V_s^T x per block (V from a pca hasher fitted on x, as the
-// product's), Y = X~ W^T, dW = dY^T X~, dX_s = (dY W)_s V_s V_s^T
-// (dx "exact": dX = dY W).
-Reference reference(const ReuseSettings& s, const Tensor& x, const Tensor& w, const Tensor& dy) {
+// x~ = V_s V_s^T x per block (v: [blocks][L][H]), Y = X~ W^T, dW = dY^T X~,
+// dX_s = (dY W)_s V_s V_s^T (dx "exact": dX = dY W).
+Reference reference_with(const std::vector<float>& v, const ReuseSettings& s, const Tensor& x, const Tensor& w,
+                         const Tensor& dy) {
   const int64_t n = x.size(0), k = x.size(1), m = w.size(0), l = s.L, h = s.H;
-  auto hasher = reuse::make_hasher(s, k);
-  hasher->prepare(x.data(), n, k, false);
-  const std::vector<float> v = reuse::block_directions(*hasher);
   auto project = [&](const std::vector<double>& row, std::vector<double>& out) {
     std::fill(out.begin(), out.end(), 0.0);
     for (int64_t b = 0; b * l < k; ++b) {
@@ -80,6 +77,17 @@ Reference reference(const ReuseSettings& s, const Tensor& x, const Tensor& w, co
       }
   }
   return r;
+}
+
+// The directions of a pca hasher fitted on x, as the product's first forward fits them.
+std::vector<float> fitted_directions(const ReuseSettings& s, const Tensor& x) {
+  auto hasher = reuse::make_hasher(s, x.size(1));
+  hasher->prepare(x.data(), x.size(0), x.size(1), false);
+  return reuse::block_directions(*hasher);
+}
+
+Reference reference(const ReuseSettings& s, const Tensor& x, const Tensor& w, const Tensor& dy) {
+  return reference_with(fitted_directions(s, x), s, x, w, dy);
 }
 
 // Matrix door; dX starts at 2 and is kept at half weight (beta 0.5) when asked.
@@ -137,24 +145,11 @@ TEST_CASE("lowrank: analytic gradients match finite differences of its forward")
   auto s = lowrank(l, h);
   Outputs o = run(s, x, w, dy);
   // The directions are held fixed: fitted on x once, applied to perturbed inputs.
-  auto hasher = reuse::make_hasher(s, k);
-  hasher->prepare(x.data(), n, k, false);
-  const std::vector<float> v = reuse::block_directions(*hasher);
+  const std::vector<float> v = fitted_directions(s, x);
   auto g = [&](const Tensor& xx, const Tensor& ww) {
+    const std::vector<double> y = reference_with(v, s, xx, ww, dy).y;
     double total = 0.0;
-    for (int64_t i = 0; i < n; ++i) {
-      std::vector<double> xt(k, 0.0);
-      for (int64_t b = 0; b * l < k; ++b) {
-        const int64_t len = std::min(l, k - b * l);
-        for (int64_t q = 0; q < h; ++q) {
-          double p = 0.0;
-          for (int64_t j = 0; j < len; ++j) p += double(xx[i * k + b * l + j]) * v[b * l * h + j * h + q];
-          for (int64_t j = 0; j < len; ++j) xt[b * l + j] += p * v[b * l * h + j * h + q];
-        }
-      }
-      for (int64_t c = 0; c < m; ++c)
-        for (int64_t j = 0; j < k; ++j) total += double(dy[i * m + c]) * xt[j] * ww[c * k + j];
-    }
+    for (int64_t e = 0; e < n * m; ++e) total += double(dy[e]) * y[e];
     return total;
   };
   testing::check_finite_differences(x, w, o.dx, o.dw, g, 5);
@@ -173,16 +168,8 @@ TEST_CASE("lowrank refits its directions every `refit`-th forward") {
     auto hasher = reuse::make_hasher(s, k);
     hasher->prepare(x1.data(), n, k, false);
     if (refit == 1) hasher->prepare(x2.data(), n, k, false);
-    const std::vector<float> v = reuse::block_directions(*hasher);
-    std::vector<double> want(n * m, 0.0);
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t b = 0; b * l < k; ++b)
-        for (int64_t q = 0; q < h; ++q) {
-          double p = 0.0;
-          for (int64_t j = 0; j < l; ++j) p += double(x2[i * k + b * l + j]) * v[b * l * h + j * h + q];
-          for (int64_t o = 0; o < m; ++o)
-            for (int64_t j = 0; j < l; ++j) want[i * m + o] += p * v[b * l * h + j * h + q] * w[o * k + b * l + j];
-        }
+    const std::vector<double> want =
+        reference_with(reuse::block_directions(*hasher), s, x2, w, Tensor::zeros({n, m})).y;
     reuse::LowRankProduct product(s);
     Tensor y = Tensor::empty({n, m});
     product.forward(x1, w, y, false);
