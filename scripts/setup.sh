@@ -24,9 +24,11 @@ fi
 
 [[ ${1:-} == --no-build ]] && exit 0
 jobs=$(nproc 2>/dev/null || echo 2)
-if [[ ! -f build/CMakeCache.txt ]]; then
-  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-fi
+# Configure every time (cheap when nothing changed): a configure that failed
+# earlier, e.g. before a package was installed, leaves a cache but no Makefile.
+build_type=()
+[[ -f build/CMakeCache.txt ]] || build_type=(-DCMAKE_BUILD_TYPE=Release)
+cmake -S . -B build "${build_type[@]}" >/dev/null
 cmake --build build -j "$jobs" 2>&1 | grep -E "error|warning|Error" || true
 # Fail loudly if the build failed (grep above only filters the noise).
 cmake --build build -j "$jobs" >/dev/null
