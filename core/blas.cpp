@@ -27,6 +27,18 @@ void gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, cons
               static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
 }
 
+void syrk_upper(int64_t n, int64_t k, float alpha, const float* a, int64_t lda, float beta, float* c,
+                int64_t ldc) {
+  if (n == 0) return;
+  if (k == 0) {
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = i; j < n; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+    return;
+  }
+  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, static_cast<int>(n), static_cast<int>(k), alpha, a,
+              static_cast<int>(lda), beta, c, static_cast<int>(ldc));
+}
+
 void blas_set_threads(int n) { openblas_set_num_threads(n); }
 
 std::string blas_core_name() { return openblas_get_corename(); }

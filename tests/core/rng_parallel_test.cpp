@@ -65,6 +65,17 @@ TEST_CASE("gemm wrapper computes row-major products with transposes") {
   CHECK_FALSE(blas_core_name().empty());
 }
 
+TEST_CASE("syrk_upper writes A A^T's upper triangle and leaves the lower one alone") {
+  // A = [[1,2,0],[0,1,3]] with lda 3 -> A A^T = [[5,2],[2,10]]; C's lower entry is a sentinel.
+  std::vector<float> a{1, 2, 0, 0, 1, 3}, c{0, 0, -7, 0};
+  syrk_upper(2, 3, 1.0f, a.data(), 3, 0.0f, c.data(), 2);
+  CHECK(c == std::vector<float>{5, 2, -7, 10});
+  syrk_upper(2, 3, 2.0f, a.data(), 3, 1.0f, c.data(), 2);  // C += 2 A A^T, upper only
+  CHECK(c == std::vector<float>{15, 6, -7, 30});
+  syrk_upper(2, 0, 1.0f, a.data(), 3, 0.5f, c.data(), 2);  // empty inner size: only the scaling
+  CHECK(c == std::vector<float>{7.5f, 3, -7, 15});
+}
+
 TEST_CASE("buffer cache: a freed large buffer is handed to the next request of its size") {
   deja::core::trim_buffer_cache();
   const size_t big = size_t{8} << 20;
