@@ -523,12 +523,11 @@ void Hasher::prepare(const core::RowSource& x, bool freeze) {
             }
         }
       }
-      if (per_block_)  // sum over the chunk's rows of x x^T, per block: A A^T with A = [len x rows]
+      if (per_block_)  // sum over the chunk's rows of x x^T, per block: A A^T with A = [len x rows], upper half
         for (int64_t s = 0; s < blocks_; ++s) {
           const int64_t len = block_width(s);
           const float* block = buffer.data() + s * l_ * ld;
-          core::gemm(core::Trans::No, core::Trans::Yes, len, len, ld, 1.0f, block, ld, block, ld, 0.0f,
-                     moments.data() + (c * blocks_ + s) * block_area, len);
+          core::syrk_upper(len, ld, 1.0f, block, ld, 0.0f, moments.data() + (c * blocks_ + s) * block_area, len);
         }
     }
   });
@@ -555,10 +554,13 @@ void Hasher::fit_principal_directions(const std::vector<float>& moments, int64_t
       const int64_t len = block_width(s);
       std::fill(second.begin(), second.end(), 0.0);
       double trace = 0.0;
-      for (int64_t c = 0; c < chunks; ++c) {
+      for (int64_t c = 0; c < chunks; ++c) {  // upper halves (syrk), mirrored below
         const float* m = moments.data() + (c * blocks_ + s) * block_area;
-        for (int64_t e = 0; e < len * len; ++e) second[e] += m[e];
+        for (int64_t i = 0; i < len; ++i)
+          for (int64_t j = i; j < len; ++j) second[i * len + j] += m[i * len + j];
       }
+      for (int64_t i = 0; i < len; ++i)
+        for (int64_t j = 0; j < i; ++j) second[i * len + j] = second[j * len + i];
       for (int64_t j = 0; j < len; ++j) trace += second[j * len + j];
       if (!(trace > 0.0)) continue;  // no non-zero sub-vector in the sample: keep the directions
       const int64_t count = std::min(h_, len);
