@@ -523,11 +523,14 @@ void Hasher::prepare(const core::RowSource& x, bool freeze) {
             }
         }
       }
-      if (per_block_)  // sum over the chunk's rows of x x^T, per block: A A^T with A = [len x rows], upper half
+      // pca: sum over the chunk's rows of x x^T, per block: A A^T with
+      // A = [len x rows], its upper triangle only
+      if (per_block_)
         for (int64_t s = 0; s < blocks_; ++s) {
           const int64_t len = block_width(s);
           const float* block = buffer.data() + s * l_ * ld;
-          core::syrk_upper(len, ld, 1.0f, block, ld, 0.0f, moments.data() + (c * blocks_ + s) * block_area, len);
+          float* moment = moments.data() + (c * blocks_ + s) * block_area;
+          core::syrk_upper(len, ld, 1.0f, block, ld, 0.0f, moment, len);
         }
     }
   });

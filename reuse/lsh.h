@@ -96,7 +96,8 @@ class Hasher {
   void project_plain(const float* x, int64_t rows, int64_t row_step, int64_t col_step, int64_t block,
                      float* proj, int64_t ldproj) const;
   // pca: each block's R from the per-chunk second moments
-  // (moments[(chunk * blocks + s) * L * L ...], a block_width(s)^2 matrix):
+  // (moments[(chunk * blocks + s) * L * L ...], the upper triangle of a
+  // block_width(s)^2 matrix):
   // a full eigen solve the first time, then a few steps of subspace
   // iteration from the previous batch's directions (the directions move
   // little between batches; the full solve cost ~0.2 ms per 50-wide block).
