@@ -54,15 +54,24 @@ TEST_CASE("top_eigenvectors recovers known eigenpairs, largest first") {
 TEST_CASE("refine_top_eigenvectors from a rough guess agrees with the full solve") {
   // Eigenvalues 10, 5, 2 and then 0.1-ish: a guess 0.3 rad off converges in a
   // few steps; zero steps (Rayleigh-Ritz on the guess alone) does not.
+  // A = Q D Q^T with a dense orthogonal Q (Householder reflection I - 2 u u^T / u^T u),
+  // so that every entry of A and of the iterates takes part in the products.
   const int64_t n = 6, count = 3;
-  std::vector<double> a(n * n, 0.0);
   const double d[n] = {10.0, 5.0, 2.0, 0.1, 0.05, 0.01};
-  for (int64_t i = 0; i < n; ++i) a[i * n + i] = d[i];
-  std::vector<double> guess(count * n, 0.0);
-  for (int64_t e = 0; e < count; ++e) {
-    guess[e * n + e] = std::cos(0.3);
-    guess[e * n + e + 3] = std::sin(0.3);
-  }
+  const double u[n] = {1.0, -2.0, 0.5, 3.0, -1.0, 2.0};
+  double uu = 0.0;
+  for (double e : u) uu += e * e;
+  std::vector<double> q(n * n);  // q[i * n + k]: component i of eigenvector k
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t k = 0; k < n; ++k) q[i * n + k] = (i == k ? 1.0 : 0.0) - 2.0 * u[i] * u[k] / uu;
+  std::vector<double> a(n * n, 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t k = 0; k < n; ++k) a[i * n + j] += q[i * n + k] * d[k] * q[j * n + k];
+  std::vector<double> guess(count * n, 0.0);  // eigenvector e turned 0.3 rad towards e + 3
+  for (int64_t e = 0; e < count; ++e)
+    for (int64_t j = 0; j < n; ++j)
+      guess[e * n + j] = std::cos(0.3) * q[j * n + e] + std::sin(0.3) * q[j * n + e + 3];
   auto full = core::top_eigenvectors(a.data(), n, count);
   auto refined = core::refine_top_eigenvectors(a.data(), n, guess, count, 4);
   auto rough = core::refine_top_eigenvectors(a.data(), n, guess, count, 0);
