@@ -6,8 +6,12 @@
 // fewer multiplies than the bare GEMMs, so its ratio passes 100%). Prints
 // medians over repeats. Not a test: no assertions. Report
 // figures taken with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`.
+// With --reuse JSON the conv runs that reuse product instead (CifarNet conv2
+// only, on ReLU'd inputs): its forward / backward and the product's phases,
+// for comparing builds of the engine without the rest of a model's noise.
 #include <cxxopts.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -21,6 +25,7 @@
 #include "core/rng.h"
 #include "core/stopwatch.h"
 #include "layers/conv2d.h"
+#include "reuse/settings.h"
 
 using namespace deja;
 using core::Tensor;
@@ -58,7 +63,7 @@ Tensor random_tensor(core::Shape shape, core::Rng& rng) {
   return t;
 }
 
-void run(const Shape2d& s, int repeats, bool general) {
+void run(const Shape2d& s, int repeats, bool general, std::shared_ptr<core::Product> reuse) {
   core::Rng rng(42, 7);
   layers::Conv2dOptions o;
   o.in_channels = s.in;
@@ -69,8 +74,11 @@ void run(const Shape2d& s, int repeats, bool general) {
   layers::Conv2d conv(o, init);
   auto forwarding = std::make_shared<ForwardingProduct>();
   if (general) conv.set_product(forwarding);
+  if (reuse) conv.set_product(reuse);
   core::Product& timed = general ? forwarding->inner() : *conv.product();
   Tensor x = random_tensor({s.batch, s.in, s.size, s.size}, rng);
+  if (reuse)  // a ReLU's output, as reuse layers see: about half the entries zero
+    for (int64_t i = 0; i < x.numel(); ++i) x[i] = std::max(x[i], 0.0f);
   // The input is bound as a parameter too, so the backward computes dX (a
   // middle layer, the expensive case).
   auto params = conv.named_parameters();
@@ -118,7 +126,9 @@ void run(const Shape2d& s, int repeats, bool general) {
   const double product_ms = (st.forward_s + st.backward_s) / repeats * 1e3;
 
   const double gflop = 3.0 * 2.0 * rows * k * m * 1e-9;  // the im2col GEMMs' count (Winograd does fewer)
-  const std::string path = general ? "general" : "direct, " + conv.dense_algorithm(x.shape());
+  const std::string path = reuse     ? timed.describe()
+                           : general ? "general"
+                                     : "direct, " + conv.dense_algorithm(x.shape());
   const double t_layer = core::median(total), t_bare = core::median(bare);
   std::printf("%-14s (%s path) N=%lld %lld->%lld %lldx%lld pad %lld, %lldx%lld: GEMM rows %lld K %lld M %lld\n",
               s.name, path.c_str(), (long long)s.batch, (long long)s.in, (long long)s.out, (long long)s.kernel,
@@ -129,6 +139,15 @@ void run(const Shape2d& s, int repeats, bool general) {
               t_layer * 1e3, gflop / t_layer, core::median(fwd) * 1e3, core::median(bwd) * 1e3);
   std::printf("  of which the product's GEMMs (mean): %.2f ms, the rest: %.2f ms\n", product_ms,
               t_layer * 1e3 - product_ms);
+  if (reuse) {
+    std::printf("  phases (mean ms): lowering %.2f, hash %.2f, cluster %.2f, gemm %.2f, scatter %.2f; min fwd %.2f, "
+                "min bwd %.2f\n",
+                st.lowering_s / repeats * 1e3, st.hash_s / repeats * 1e3, st.cluster_s / repeats * 1e3,
+                st.gemm_s / repeats * 1e3, st.scatter_s / repeats * 1e3,
+                *std::min_element(fwd.begin(), fwd.end()) * 1e3, *std::min_element(bwd.begin(), bwd.end()) * 1e3);
+    std::printf("  speedup over bare sgemm x3: %.2fx\n", t_bare / t_layer);
+    return;
+  }
   std::printf("  ratio (bare time / layer time): %.1f%%  (target >= 60%%)\n",
               100.0 * t_bare / t_layer);
 }
@@ -142,6 +161,8 @@ int main(int argc, char** argv) {
   cli.add_options()("threads", "threads (ours and OpenBLAS)", cxxopts::value<int>()->default_value("2"))(
       "repeats", "timed repeats (median reported)", cxxopts::value<int>()->default_value("7"))(
       "general", "use conv2d's general path (whole-batch patch matrix, as under reuse)")(
+      "reuse", "time this reuse product at CifarNet conv2 instead, e.g. '{\"hash\": \"pca\", \"L\": 50, "
+               "\"H\": 8, \"lowrank\": true}'", cxxopts::value<std::string>())(
       "h,help", "this help");
   auto args = cli.parse(argc, argv);
   if (args.count("help")) {
@@ -154,7 +175,19 @@ int main(int argc, char** argv) {
   if (std::string w = core::blas_core_warning(); !w.empty()) std::printf("warning: %s\n", w.c_str());
   const int repeats = args["repeats"].as<int>();
   const bool general = args.count("general") > 0;
-  run({"cifarnet conv2", 128, 64, 16, 64, 5, 2}, repeats, general);
-  run({"vgg conv3", 128, 256, 8, 256, 3, 1}, repeats, general);
+  std::shared_ptr<core::Product> reuse;
+  if (args.count("reuse")) {
+    reuse::ReuseSettings defaults;
+    defaults.enabled = true;
+    try {
+      reuse = reuse::make_product(
+          reuse::settings_from_json(core::Json::parse(args["reuse"].as<std::string>()), defaults, "--reuse"));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "conv_bench: %s\n", e.what());
+      return 2;
+    }
+  }
+  run({"cifarnet conv2", 128, 64, 16, 64, 5, 2}, repeats, general, reuse);
+  if (!reuse) run({"vgg conv3", 128, 256, 8, 256, 3, 1}, repeats, general, nullptr);
   return 0;
 }
