@@ -24,6 +24,11 @@ class RowSource {
   // default fills rows and transposes them.
   virtual void fill_kmajor(int64_t r0, int64_t count, int64_t c0, int64_t c1, float* out,
                            int64_t ld) const;
+  // A hint that rows [r0, r0 + count), columns [c0, c1) will be filled
+  // soon: a source that reads scattered memory starts loading it. For
+  // callers that visit short runs all over the batch (pca's fit sample),
+  // whose reads otherwise wait on one cache miss after another.
+  virtual void prefetch(int64_t /*r0*/, int64_t /*count*/, int64_t /*c0*/, int64_t /*c1*/) const {}
 };
 
 // A plain matrix in memory as a RowSource.

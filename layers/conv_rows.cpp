@@ -100,6 +100,26 @@ void ConvPatchRows::fill_kmajor(int64_t r0, int64_t count, int64_t c0, int64_t c
   }
 }
 
+void ConvPatchRows::prefetch(int64_t r0, int64_t count, int64_t c0, int64_t c1) const {
+  if (count <= 0 || c1 <= c0) return;
+  const int64_t ow = g_.out_w(), taps = g_.kernel_h * g_.kernel_w;
+  const int64_t plane = g_.height * g_.width, image_size = g_.channels * plane;
+  constexpr int64_t kLine = 64 / sizeof(float);
+  for (int64_t r = r0; r < r0 + count;) {  // per image: its output rows' input lines
+    const int64_t n = r / pixels_, p0 = r % pixels_, cnt = std::min(pixels_ - p0, r0 + count - r);
+    const int64_t oy0 = p0 / ow, oy1 = (p0 + cnt - 1) / ow + 1;
+    const int64_t y0 = std::max<int64_t>(0, oy0 * g_.stride_h - g_.pad_h);
+    const int64_t y1 = std::min(g_.height, (oy1 - 1) * g_.stride_h - g_.pad_h + g_.kernel_h);
+    for (int64_t c = c0 / taps; c * taps < c1; ++c) {
+      const float* begin = images_ + n * image_size + c * plane + y0 * g_.width;
+      const float* end = images_ + n * image_size + c * plane + y1 * g_.width;
+      for (const float* q = begin; q < end; q += kLine) __builtin_prefetch(q);
+      if (y1 > y0) __builtin_prefetch(end - 1);
+    }
+    r += cnt;
+  }
+}
+
 ConvPatchGradSink::ConvPatchGradSink(float* image_grads, const ConvGeometry& g)
     : grads_(image_grads), pixels_(g.out_h() * g.out_w()), g_(g) {}
 

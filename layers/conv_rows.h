@@ -21,6 +21,9 @@ class ConvPatchRows final : public core::RowSource {
   void fill(int64_t r0, int64_t count, int64_t c0, int64_t c1, float* out, int64_t ld) const override;
   void fill_kmajor(int64_t r0, int64_t count, int64_t c0, int64_t c1, float* out,
                    int64_t ld) const override;
+  // Prefetches the input lines those patches read (every cache line of
+  // them; the taps' runs overlap).
+  void prefetch(int64_t r0, int64_t count, int64_t c0, int64_t c1) const override;
 
  private:
   const float* images_;
