@@ -110,11 +110,11 @@ void ConvPatchRows::prefetch(int64_t r0, int64_t count, int64_t c0, int64_t c1) 
     const int64_t oy0 = p0 / ow, oy1 = (p0 + cnt - 1) / ow + 1;
     const int64_t y0 = std::max<int64_t>(0, oy0 * g_.stride_h - g_.pad_h);
     const int64_t y1 = std::min(g_.height, (oy1 - 1) * g_.stride_h - g_.pad_h + g_.kernel_h);
-    for (int64_t c = c0 / taps; c * taps < c1; ++c) {
+    const int64_t span = (y1 - y0) * g_.width;  // the lines' floats, contiguous in a plane
+    for (int64_t c = c0 / taps; c * taps < c1 && span > 0; ++c) {
       const float* begin = images_ + n * image_size + c * plane + y0 * g_.width;
-      const float* end = images_ + n * image_size + c * plane + y1 * g_.width;
-      for (const float* q = begin; q < end; q += kLine) __builtin_prefetch(q);
-      if (y1 > y0) __builtin_prefetch(end - 1);
+      for (int64_t at = 0; at < span; at += kLine) __builtin_prefetch(begin + at);
+      __builtin_prefetch(begin + span - 1);  // the last line when begin is not line-aligned
     }
     r += cnt;
   }
