@@ -63,7 +63,7 @@ Tensor random_tensor(core::Shape shape, core::Rng& rng) {
   return t;
 }
 
-void run(const Shape2d& s, int repeats, bool general, std::shared_ptr<core::Product> reuse) {
+void run(const Shape2d& s, int repeats, bool general, const std::shared_ptr<core::Product>& reuse) {
   core::Rng rng(42, 7);
   layers::Conv2dOptions o;
   o.in_channels = s.in;
