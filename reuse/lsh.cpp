@@ -486,17 +486,22 @@ void Hasher::prepare(const core::RowSource& x, bool freeze) {
   const int64_t runs = std::min<int64_t>(kRuns, (rows + kRunRows - 1) / kRunRows);
   std::vector<double> sums(static_cast<size_t>(runs * blocks_), 0.0);
   std::vector<int64_t> counts(static_cast<size_t>(runs * blocks_), 0);
+  std::vector<int64_t> run_start(static_cast<size_t>(runs)), run_rows(static_cast<size_t>(runs));
+  for (int64_t j = 0; j < runs; ++j) {
+    run_start[j] = sample_run_start(j, runs, rows, kRunRows);
+    run_rows[j] = std::min(kRunRows, rows - run_start[j]);
+  }
   // Each run is taken column-major (conv2d makes that directly; a matrix
   // in memory is copied and transposed), so a column is one load of the
   // run's rows and each row's squared norm a lane of one vector: same
   // arithmetic order for either source, no per-row reductions. The runs
   // are split into a fixed number of chunks whose runs sit side by side
-  // in one buffer, so pca's second moments are one GEMM per chunk and
+  // in one buffer, so pca's second moments are one syrk per chunk and
   // block, summed in chunk order: deterministic for any thread count.
   const int64_t chunks = std::min<int64_t>(8, runs);
   const int64_t block_area = l_ * l_;
   std::vector<float> moments(per_block_ ? static_cast<size_t>(chunks * blocks_ * block_area) : 0);
-  std::optional<core::SerialBlasScope> serial;  // pca: one small GEMM (and eigen solve) per block and thread
+  std::optional<core::SerialBlasScope> serial;  // pca: one small syrk (and eigen solve) per block and thread
   if (per_block_) serial.emplace();
   // Run j's squared norms of block s, from its K-major columns at tile (ld apart).
   auto tally = [&](const float* tile, int64_t ld, int64_t j, int64_t s, int64_t count) {
@@ -517,9 +522,9 @@ void Hasher::prepare(const core::RowSource& x, bool freeze) {
       if (!per_block_) {  // the width alone: one run's tile at a time, all blocks
         buffer.resize(static_cast<size_t>(kRunRows * k_));
         for (int64_t j = j0; j < j1; ++j) {
-          const int64_t r0 = sample_run_start(j, runs, rows, kRunRows), count = std::min(kRunRows, rows - r0);
-          x.fill_kmajor(r0, count, 0, k_, buffer.data(), kRunRows);
-          for (int64_t s = 0; s < blocks_; ++s) tally(buffer.data() + s * l_ * kRunRows, kRunRows, j, s, count);
+          x.fill_kmajor(run_start[j], run_rows[j], 0, k_, buffer.data(), kRunRows);
+          for (int64_t s = 0; s < blocks_; ++s)
+            tally(buffer.data() + s * l_ * kRunRows, kRunRows, j, s, run_rows[j]);
         }
         continue;
       }
@@ -532,20 +537,16 @@ void Hasher::prepare(const core::RowSource& x, bool freeze) {
       // The runs are scattered over the batch: their input lines are
       // requested a block ahead, so their cache misses overlap.
       auto prefetch_block = [&](int64_t s) {
-        for (int64_t j = j0; j < j1; ++j) {
-          const int64_t r0 = sample_run_start(j, runs, rows, kRunRows);
-          x.prefetch(r0, std::min(kRunRows, rows - r0), s * l_, s * l_ + block_width(s));
-        }
+        for (int64_t j = j0; j < j1; ++j) x.prefetch(run_start[j], run_rows[j], s * l_, s * l_ + block_width(s));
       };
       prefetch_block(0);
       for (int64_t s = 0; s < blocks_; ++s) {
         const int64_t len = block_width(s);
         if (s + 1 < blocks_) prefetch_block(s + 1);
         for (int64_t j = j0; j < j1; ++j) {
-          const int64_t r0 = sample_run_start(j, runs, rows, kRunRows), count = std::min(kRunRows, rows - r0);
           float* tile = buffer.data() + (j - j0) * kRunRows;
-          x.fill_kmajor(r0, count, s * l_, s * l_ + len, tile, ld);
-          tally(tile, ld, j, s, count);
+          x.fill_kmajor(run_start[j], run_rows[j], s * l_, s * l_ + len, tile, ld);
+          tally(tile, ld, j, s, run_rows[j]);
         }
         core::syrk_upper(len, ld, 1.0f, buffer.data(), ld, 0.0f,
                          moments.data() + (c * blocks_ + s) * block_area, len);
