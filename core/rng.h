@@ -28,7 +28,7 @@ class Rng {
 };
 
 // Stream ids: the same seed gives independent streams per purpose.
-enum class RngPurpose : uint64_t { Init = 1, Data = 2, Dropout = 3, Hash = 4, Augment = 5, Calibrate = 6 };
+enum class RngPurpose : uint64_t { Init = 1, Data = 2, Dropout = 3, Hash = 4, Augment = 5, Calibrate = 6, Sample = 7 };
 inline Rng make_rng(uint64_t seed, RngPurpose purpose, uint64_t sub = 0) {
   return Rng(seed, static_cast<uint64_t>(purpose) * 1000003ULL + sub);
 }

@@ -4,10 +4,12 @@
 #include "reuse/lowrank_product.h"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 #include "core/blas.h"
 #include "core/parallel.h"
+#include "core/rng.h"
 #include "core/serial_blas.h"
 #include "core/stopwatch.h"
 #include "reuse/kept_projection.h"
@@ -26,7 +28,55 @@ struct LowRankSaved final : core::ProductSaved {
   core::Tensor projections;
   std::vector<float> directions;  // V, [blocks][L][H]
   std::vector<float> g;           // G = V^T W^T, [blocks * H][M]
+  // dw_sample: the sampled row tiles (first rows and counts, ascending) and
+  // their residual R = X - V P, K-major [K][sampled rows]; weight = T / c.
+  std::vector<int64_t> tile_rows, tile_counts;
+  core::Tensor residual;
+  float residual_weight = 0.0f;
 };
+
+// dw_sample: c = ceil(fraction * T) of the T row tiles drawn uniformly
+// without replacement (each tile in with probability c / T), and per drawn
+// tile and block its residual X_s - V_s P_s, while P is at hand. The backward
+// adds (T / c) dY_S^T R_S^T, whose expectation is dY^T (X - X V V^T): with the
+// low-rank part, dW is an unbiased estimate of the dense dY^T X.
+void keep_sampled_residual(const core::RowSource& x, double fraction, core::Rng rng, LowRankSaved& saved) {
+  const int64_t n = saved.n, k = saved.k, l = saved.l, h = saved.h;
+  const int64_t tiles = (n + kTileRows - 1) / kTileRows;
+  const int64_t chosen = std::min(tiles, static_cast<int64_t>(std::ceil(fraction * static_cast<double>(tiles))));
+  std::vector<int64_t> order(static_cast<size_t>(tiles));
+  for (int64_t t = 0; t < tiles; ++t) order[t] = t;
+  for (int64_t i = 0; i < chosen; ++i)  // partial Fisher-Yates: order[0..chosen) is a uniform draw
+    std::swap(order[i], order[i + rng.below(static_cast<uint32_t>(tiles - i))]);
+  std::sort(order.begin(), order.begin() + chosen);
+  std::vector<int64_t> offsets;  // each drawn tile's first column in R
+  int64_t sampled = 0;
+  for (int64_t i = 0; i < chosen; ++i) {
+    const int64_t r0 = order[i] * kTileRows;
+    saved.tile_rows.push_back(r0);
+    saved.tile_counts.push_back(std::min(kTileRows, n - r0));
+    offsets.push_back(sampled);
+    sampled += saved.tile_counts.back();
+  }
+  saved.residual_weight = chosen > 0 ? static_cast<float>(tiles) / static_cast<float>(chosen) : 0.0f;
+  saved.residual = core::Tensor::empty({k, sampled});
+  float* res = saved.residual.data();
+  const float* p = saved.projections.data();
+  const float* v = saved.directions.data();
+  core::SerialBlasScope serial;
+  core::parallel_for(chosen, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t r0 = saved.tile_rows[i], count = saved.tile_counts[i];
+      for (int64_t s = 0; s < saved.blocks; ++s) {
+        const int64_t c0 = s * l, len = std::min(l, k - c0);
+        float* piece = res + c0 * sampled + offsets[i];  // [len][count], ld = sampled
+        x.fill_kmajor(r0, count, c0, c0 + len, piece, sampled);
+        core::gemm(core::Trans::No, core::Trans::No, len, count, h, -1.0f, v + c0 * h, h, p + s * h * n + r0, n, 1.0f,
+                   piece, sampled);
+      }
+    }
+  }, 1);
+}
 
 }  // namespace
 
@@ -140,6 +190,11 @@ std::unique_ptr<core::ProductSaved> LowRankProduct::forward_rows(const core::Row
   stats_.lowering_s += lower;
   stats_.gemm_s += products;
   stats_.hash_s += section - lower - products;
+  if (for_backward && settings_.dw_sample > 0.0 && n > 0) {
+    keep_sampled_residual(x, settings_.dw_sample, core::make_rng(settings_.seed, core::RngPurpose::Sample,
+                                                                 static_cast<uint64_t>(forwards_)), *saved);
+    stats_.lowering_s += watch.lap();  // mostly the drawn tiles' fills
+  }
   ++stats_.forward_calls;
   // The share of a dense product's inner size that is computed.
   stats_.remaining_ratio_sum += k > 0 ? static_cast<double>(std::min(ldp, k)) / static_cast<double>(k) : 0.0;
@@ -179,6 +234,14 @@ void LowRankProduct::backward_impl(core::ProductSaved& saved_base, const core::T
     for (int64_t s = 0; s < blocks; ++s)
       core::gemm(core::Trans::Yes, core::Trans::Yes, m, std::min(l, k - s * l), h, 1.0f, z.data() + s * h * m, m,
                  v + s * l * h, h, 1.0f, dw + s * l, k);
+    // dw_sample: dW += (T / c) dY_S^T R_S^T over the drawn tiles' rows
+    if (const int64_t sampled = saved->residual.numel() / std::max<int64_t>(1, k); sampled > 0) {
+      std::vector<float> dys(static_cast<size_t>(sampled * m));
+      for (size_t i = 0, off = 0; i < saved->tile_rows.size(); off += saved->tile_counts[i] * m, ++i)
+        std::copy_n(dy.data() + saved->tile_rows[i] * m, saved->tile_counts[i] * m, dys.data() + off);
+      core::gemm(core::Trans::Yes, core::Trans::Yes, m, k, sampled, saved->residual_weight, dys.data(), m,
+                 saved->residual.data(), sampled, 1.0f, dw, k);
+    }
   }
   if (!dx && !sink) {
     stats_.gemm_s += watch.seconds();

@@ -6,7 +6,10 @@
 //   dW_s += (V_s P_s^T dY)^T,  dX_s = (dY G_s^T) V_s^T,
 // the exact gradient of that forward with V held fixed ("dx": "exact" gives
 // the dense dY W instead; it did not change CifarNet's accuracy, so the
-// forward's error is what costs). Three GEMMs of inner size blocks * H
+// forward's error is what costs). "dw_sample" f > 0 adds to dW an unbiased
+// estimate of what the directions drop, from a uniform draw of a share f of
+// the row tiles: (T / c) dY_S^T (X_S - X~_S), whose residual the forward keeps
+// (one more product of the drawn rows' full K). Three GEMMs of inner size blocks * H
 // (~H / L of the dense product's K) and one projection pass over X; from a
 // row source, Y and Q^T are computed tile by tile while in cache. Why it
 // exists: with keep_projection (kept_projection.h) the clusters of the

@@ -50,6 +50,13 @@ void ReuseSettings::validate(const std::string& where) const {
   if (refit != 1 && !lowrank)
     throw std::invalid_argument(where +
                                 ": key 'refit' applies to 'lowrank' only (the clustered product fits every batch)");
+  if (!(dw_sample >= 0.0 && dw_sample <= 1.0)) {
+    std::ostringstream os;
+    os << dw_sample;
+    throw std::invalid_argument(where + ": key 'dw_sample' must be in 0..1, got " + os.str());
+  }
+  if (dw_sample != 0.0 && !lowrank)
+    throw std::invalid_argument(where + ": key 'dw_sample' applies to 'lowrank' only");
   if (lowrank && forward != "cluster")
     throw std::invalid_argument(where + ": key 'lowrank' computes Y itself (leave 'forward' unset)");
   if (keep_projection && forward != "cluster")
@@ -59,7 +66,7 @@ void ReuseSettings::validate(const std::string& where) const {
 ReuseSettings settings_from_json(const core::Json& j, const ReuseSettings& defaults,
                                  const std::string& where) {
   core::reject_unknown_keys(
-      j, {"enabled", "hash", "L", "H", "width", "dx", "forward", "keep_projection", "lowrank", "refit", "scope"}, where);
+      j, {"enabled", "hash", "L", "H", "width", "dx", "forward", "keep_projection", "lowrank", "refit", "dw_sample", "scope"}, where);
   ReuseSettings s = defaults;
   s.enabled = core::read_bool(j, "enabled", s.enabled, where);
   s.hash = core::read_string(j, "hash", s.hash, where);
@@ -71,6 +78,7 @@ ReuseSettings settings_from_json(const core::Json& j, const ReuseSettings& defau
   s.keep_projection = core::read_bool(j, "keep_projection", s.keep_projection, where);
   s.lowrank = core::read_bool(j, "lowrank", s.lowrank, where);
   s.refit = core::read_int(j, "refit", s.refit, where);
+  s.dw_sample = core::read_number(j, "dw_sample", s.dw_sample, where);
   s.scope = core::read_string(j, "scope", s.scope, where);
   s.validate(where);
   return s;
@@ -80,7 +88,7 @@ core::Json settings_to_json(const ReuseSettings& s) {
   return core::Json{{"enabled", s.enabled}, {"hash", s.hash}, {"L", s.L},         {"H", s.H},
                     {"width", s.width},     {"dx", s.dx},     {"forward", s.forward},
                     {"keep_projection", s.keep_projection}, {"lowrank", s.lowrank}, {"refit", s.refit},
-                    {"scope", s.scope}};
+                    {"dw_sample", s.dw_sample}, {"scope", s.scope}};
 }
 
 std::string describe(const ReuseSettings& s) {
@@ -93,6 +101,7 @@ std::string describe(const ReuseSettings& s) {
   if (s.keep_projection) os << ", keep_projection";
   if (s.lowrank) os << ", lowrank";
   if (s.refit != 1) os << ", refit=" << s.refit;
+  if (s.dw_sample != 0.0) os << ", dw_sample=" << s.dw_sample;
   if (s.scope != "batch") os << ", scope=" << s.scope;
   os << ")";
   return os.str();

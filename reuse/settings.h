@@ -43,6 +43,12 @@ struct ReuseSettings {
   // per CifarNet conv2 batch); 8 saves that but trained 0.28 points worse on
   // average over five seeds (docs/perf-notes.md, Round 12).
   int64_t refit = 1;
+  // lowrank: the share of the batch's row tiles (0..1) whose residual
+  // X - V V^T X (what the directions drop) is kept by the forward, so the
+  // backward adds an unbiased sampled estimate of the dense dW's remaining
+  // part; 0 = dW sees the H directions only (the exact gradient of the
+  // lowrank forward), 1 = dW is the dense dY^T X.
+  double dw_sample = 0.0;
   std::string scope = "batch";   // "batch" | "cross_batch"
   uint64_t seed = 0;             // hash matrices from make_rng(seed, RngPurpose::Hash, ...)
 
@@ -53,7 +59,7 @@ struct ReuseSettings {
 // The automatic qproj width (relative to the block RMS norm) when width == 0.
 inline constexpr double kDefaultRelativeWidth = 0.5;
 
-// Reads {"enabled", "hash", "L", "H", "width", "dx", "forward", "keep_projection", "lowrank", "refit", "scope"}
+// Reads {"enabled", "hash", "L", "H", "width", "dx", "forward", "keep_projection", "lowrank", "refit", "dw_sample", "scope"}
 // over `defaults`
 // (absent keys keep the default); rejects unknown keys and bad values with
 // messages naming `where` and the key.

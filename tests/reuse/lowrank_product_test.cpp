@@ -181,6 +181,58 @@ TEST_CASE("lowrank refits its directions every `refit`-th forward") {
   }
 }
 
+TEST_CASE("lowrank dw_sample 1: dW is the dense dY^T X, Y and dX stay the lowrank ones") {
+  const int64_t n = 700, k = 37, m = 6, l = 8, h = 2;  // three tiles, the last partial
+  Tensor x = normal({n, k}, 71), w = normal({m, k}, 72), dy = normal({n, m}, 73);
+  auto s = lowrank(l, h);
+  auto ref = reference(s, x, w, dy);
+  s.dw_sample = 1.0;
+  std::vector<double> dense_dw(m * k, 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t o = 0; o < m; ++o)
+      for (int64_t j = 0; j < k; ++j) dense_dw[o * k + j] += double(dy[i * m + o]) * x[i * k + j];
+  for (bool rows : {false, true}) {
+    CAPTURE(rows);
+    Outputs o = rows ? testing::run_rows<reuse::LowRankProduct>(s, x, w, dy, 70) : run(s, x, w, dy);
+    CHECK(max_abs_diff(o.dw, dense_dw) < 1e-3);
+    CHECK(max_abs_diff(o.dw, ref.dw) > 1.0);  // the directions alone give another dW
+    CHECK(max_abs_diff(o.y, ref.y) < 1e-4);
+    CHECK(max_abs_diff(o.dx, ref.dx) < 1e-4);
+  }
+}
+
+TEST_CASE("lowrank dw_sample: a drawn tile adds (T / c) times its residual's dW, about c / T of the time") {
+  // dY is non-zero on tile 1 only, so each backward's dW minus the lowrank
+  // one is either 0 (tile 1 not drawn) or (T / c) dY_1^T (X_1 - X~_1).
+  const int64_t tiles = 4, n = tiles * 256, k = 20, m = 3, l = 8, h = 2;
+  Tensor x = normal({n, k}, 81), w = normal({m, k}, 82), dy = Tensor::zeros({n, m});
+  for (int64_t i = 256 * m; i < 512 * m; ++i) dy[i] = static_cast<float>(std::sin(0.37 * double(i)));
+  auto s = lowrank(l, h);
+  s.refit = 1000;  // one fit: the reference's directions hold for every batch
+  auto ref = reference(s, x, w, dy);
+  std::vector<double> tile_dw(m * k, 0.0);  // dY_1^T X_1, dense
+  for (int64_t i = 256; i < 512; ++i)
+    for (int64_t o = 0; o < m; ++o)
+      for (int64_t j = 0; j < k; ++j) tile_dw[o * k + j] += double(dy[i * m + o]) * x[i * k + j];
+  std::vector<double> want(m * k);  // (T / c) (dY_1^T X_1 - dY_1^T X~_1), c = 2
+  for (int64_t q = 0; q < m * k; ++q) want[q] = ref.dw[q] + 2.0 * (tile_dw[q] - ref.dw[q]);
+  s.dw_sample = 0.5;
+  reuse::LowRankProduct product(s);
+  int drawn = 0;
+  const int passes = 40;
+  for (int pass = 0; pass < passes; ++pass) {
+    Tensor y = Tensor::empty({n, m}), dw = Tensor::zeros({m, k});
+    auto saved = product.forward(x, w, y, true);
+    product.backward(*saved, dy, w, dw.data(), nullptr, 0.0f);
+    const bool with_tile = max_abs_diff(dw, ref.dw) > 1e-2;
+    CAPTURE(pass);
+    CHECK(max_abs_diff(dw, with_tile ? want : ref.dw) < 1e-3);
+    drawn += with_tile;
+  }
+  CHECK(drawn > passes / 4);  // a draw of 2 tiles of 4 takes tile 1 half the time
+  CHECK(drawn < passes * 3 / 4);
+}
+
 TEST_CASE("lowrank settings: validation and the product they make") {
   auto s = lowrank(8, 4);
   CHECK(reuse::describe(s) == "reuse(hash=pca, L=8, H=4, dx=cluster, lowrank)");
@@ -212,4 +264,14 @@ TEST_CASE("lowrank settings: validation and the product they make") {
   auto j = reuse::settings_to_json(lr);
   CHECK(reuse::settings_from_json(j, ReuseSettings(), "conv2").lowrank);
   CHECK(reuse::settings_from_json(j, ReuseSettings(), "conv2").refit == 8);
+  lr.dw_sample = 0.125;
+  CHECK(reuse::describe(lr) == "reuse(hash=pca, L=8, H=4, dx=cluster, lowrank, refit=8, dw_sample=0.125)");
+  CHECK(reuse::settings_from_json(reuse::settings_to_json(lr), ReuseSettings(), "conv2").dw_sample == 0.125);
+  lr.dw_sample = 1.5;
+  CHECK_THROWS_WITH_AS(lr.validate("conv2"), "conv2: key 'dw_sample' must be in 0..1, got 1.5", std::invalid_argument);
+  lr.dw_sample = 0.5;
+  lr.lowrank = false;
+  lr.refit = 1;
+  CHECK_THROWS_WITH_AS(lr.validate("conv2"), "conv2: key 'dw_sample' applies to 'lowrank' only",
+                       std::invalid_argument);
 }
