@@ -28,9 +28,12 @@ struct LowRankSaved final : core::ProductSaved {
   core::Tensor projections;
   std::vector<float> directions;  // V, [blocks][L][H]
   std::vector<float> g;           // G = V^T W^T, [blocks * H][M]
-  // dw_sample: the sampled row tiles (first rows and counts, ascending) and
-  // their residual R = X - V P, K-major [K][sampled rows]; weight = T / c.
-  std::vector<int64_t> tile_rows, tile_counts;
+  // dw_sample: the drawn row tiles (ascending) and their residual
+  // R = X - V P, K-major [K][drawn rows], the tiles side by side; weight = T / c.
+  struct DrawnTile {
+    int64_t first_row = 0, rows = 0, column = 0;  // column: the tile's first column in R
+  };
+  std::vector<DrawnTile> drawn;
   core::Tensor residual;
   float residual_weight = 0.0f;
 };
@@ -40,6 +43,8 @@ struct LowRankSaved final : core::ProductSaved {
 // tile and block its residual X_s - V_s P_s, while P is at hand. The backward
 // adds (T / c) dY_S^T R_S^T, whose expectation is dY^T (X - X V V^T): with the
 // low-rank part, dW is an unbiased estimate of the dense dY^T X.
+// The drawn tiles are lowered again (a share f of the forward's fills) rather
+// than kept from the forward's tile loop, which stays as it is when f = 0.
 void keep_sampled_residual(const core::RowSource& x, double fraction, core::Rng rng, LowRankSaved& saved) {
   const int64_t n = saved.n, k = saved.k, l = saved.l, h = saved.h;
   const int64_t tiles = (n + kTileRows - 1) / kTileRows;
@@ -49,14 +54,11 @@ void keep_sampled_residual(const core::RowSource& x, double fraction, core::Rng 
   for (int64_t i = 0; i < chosen; ++i)  // partial Fisher-Yates: order[0..chosen) is a uniform draw
     std::swap(order[i], order[i + rng.below(static_cast<uint32_t>(tiles - i))]);
   std::sort(order.begin(), order.begin() + chosen);
-  std::vector<int64_t> offsets;  // each drawn tile's first column in R
   int64_t sampled = 0;
   for (int64_t i = 0; i < chosen; ++i) {
-    const int64_t r0 = order[i] * kTileRows;
-    saved.tile_rows.push_back(r0);
-    saved.tile_counts.push_back(std::min(kTileRows, n - r0));
-    offsets.push_back(sampled);
-    sampled += saved.tile_counts.back();
+    const int64_t r0 = order[i] * kTileRows, count = std::min(kTileRows, n - r0);
+    saved.drawn.push_back({r0, count, sampled});
+    sampled += count;
   }
   saved.residual_weight = chosen > 0 ? static_cast<float>(tiles) / static_cast<float>(chosen) : 0.0f;
   saved.residual = core::Tensor::empty({k, sampled});
@@ -66,13 +68,13 @@ void keep_sampled_residual(const core::RowSource& x, double fraction, core::Rng 
   core::SerialBlasScope serial;
   core::parallel_for(chosen, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
-      const int64_t r0 = saved.tile_rows[i], count = saved.tile_counts[i];
+      const LowRankSaved::DrawnTile& tile = saved.drawn[i];
       for (int64_t s = 0; s < saved.blocks; ++s) {
         const int64_t c0 = s * l, len = std::min(l, k - c0);
-        float* piece = res + c0 * sampled + offsets[i];  // [len][count], ld = sampled
-        x.fill_kmajor(r0, count, c0, c0 + len, piece, sampled);
-        core::gemm(core::Trans::No, core::Trans::No, len, count, h, -1.0f, v + c0 * h, h, p + s * h * n + r0, n, 1.0f,
-                   piece, sampled);
+        float* piece = res + c0 * sampled + tile.column;  // [len][rows], ld = sampled
+        x.fill_kmajor(tile.first_row, tile.rows, c0, c0 + len, piece, sampled);
+        core::gemm(core::Trans::No, core::Trans::No, len, tile.rows, h, -1.0f, v + c0 * h, h,
+                   p + s * h * n + tile.first_row, n, 1.0f, piece, sampled);
       }
     }
   }, 1);
@@ -235,10 +237,11 @@ void LowRankProduct::backward_impl(core::ProductSaved& saved_base, const core::T
       core::gemm(core::Trans::Yes, core::Trans::Yes, m, std::min(l, k - s * l), h, 1.0f, z.data() + s * h * m, m,
                  v + s * l * h, h, 1.0f, dw + s * l, k);
     // dw_sample: dW += (T / c) dY_S^T R_S^T over the drawn tiles' rows
-    if (const int64_t sampled = saved->residual.numel() / std::max<int64_t>(1, k); sampled > 0) {
-      std::vector<float> dys(static_cast<size_t>(sampled * m));
-      for (size_t i = 0, off = 0; i < saved->tile_rows.size(); off += saved->tile_counts[i] * m, ++i)
-        std::copy_n(dy.data() + saved->tile_rows[i] * m, saved->tile_counts[i] * m, dys.data() + off);
+    if (!saved->drawn.empty()) {
+      const int64_t sampled = saved->residual.size(1);
+      std::vector<float> dys(static_cast<size_t>(sampled * m));  // the drawn rows of dY, side by side as in R
+      for (const auto& tile : saved->drawn)
+        std::copy_n(dy.data() + tile.first_row * m, tile.rows * m, dys.data() + tile.column * m);
       core::gemm(core::Trans::Yes, core::Trans::Yes, m, k, sampled, saved->residual_weight, dys.data(), m,
                  saved->residual.data(), sampled, 1.0f, dw, k);
     }
