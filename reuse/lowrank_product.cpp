@@ -5,14 +5,19 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <stdexcept>
 
+#include <spdlog/spdlog.h>
+
+#include "core/bf16_gemm.h"
 #include "core/blas.h"
 #include "core/parallel.h"
 #include "core/rng.h"
 #include "core/serial_blas.h"
 #include "core/stopwatch.h"
 #include "reuse/kept_projection.h"
+#include "reuse/lowrank_bf16.h"
 #include "reuse/lsh.h"
 
 namespace deja::reuse {
@@ -92,8 +97,13 @@ void LowRankProduct::set_settings(const ReuseSettings& settings) {
     hasher_.reset();
     forwards_ = 0;
   }
+  if (settings.bf16 && !settings_.bf16 && !core::bf16_available())
+    spdlog::warn("lowrank product: \"bf16\" asked for, but this build has no AVX512_BF16 kernels "
+                 "(built without -march=native on such a CPU): its GEMMs run in float");
   settings_ = settings;
 }
+
+bool LowRankProduct::use_bf16() const { return settings_.bf16 && core::bf16_available(); }
 
 std::string LowRankProduct::describe() const {
   ReuseSettings s = settings_;
@@ -139,6 +149,8 @@ std::unique_ptr<core::ProductSaved> LowRankProduct::forward_rows(const core::Row
   saved->g.resize(static_cast<size_t>(ldp * m));  // G_s = V_s^T W_s^T
   direction_products(v, l, h, w.data(), m, k, saved->g.data());
   const float* g = saved->g.data();
+  std::optional<DirectionProductsBf16> g_bf16;
+  if (use_bf16()) g_bf16.emplace(g, ldp, m);
   double lower = 0.0;     // thread 0's tile fills
   double products = 0.0;  // Y's products (thread 0's tiles)
   {
@@ -156,6 +168,7 @@ std::unique_ptr<core::ProductSaved> LowRankProduct::forward_rows(const core::Row
       // tile's rows of Y = P^T G while that tile of P is still in cache.
       core::parallel_for_indexed((n + kTileRows - 1) / kTileRows, [&](int thread, int64_t t0, int64_t t1) {
         std::vector<float> piece(static_cast<size_t>(kTileRows * l));
+        std::vector<uint32_t> packed;  // bf16: the tile's P in pair words
         core::Stopwatch sw;
         double fills = 0.0, gemms = 0.0;
         for (int64_t t = t0; t < t1; ++t) {
@@ -169,8 +182,11 @@ std::unique_ptr<core::ProductSaved> LowRankProduct::forward_rows(const core::Row
             hasher_->project_block_kmajor(piece.data(), count, count, s, p + s * h * n + r0, n);
           }
           sw.restart();
-          core::gemm(core::Trans::Yes, core::Trans::No, count, m, ldp, 1.0f, p + r0, n, g, m, 0.0f, y.data() + r0 * m,
-                     m);
+          if (g_bf16)
+            tile_output_bf16(p + r0, n, count, *g_bf16, y.data() + r0 * m, m, packed);
+          else
+            core::gemm(core::Trans::Yes, core::Trans::No, count, m, ldp, 1.0f, p + r0, n, g, m, 0.0f,
+                       y.data() + r0 * m, m);
           gemms += sw.seconds();
         }
         if (thread == 0) {
@@ -182,8 +198,17 @@ std::unique_ptr<core::ProductSaved> LowRankProduct::forward_rows(const core::Row
   }
   if (x.data()) {  // Y = P^T G, one product over all rows
     core::Stopwatch sw;
-    if (n > 0)
+    if (g_bf16) {
+      core::parallel_for((n + kTileRows - 1) / kTileRows, [&](int64_t t0, int64_t t1) {
+        std::vector<uint32_t> packed;
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t r0 = t * kTileRows;
+          tile_output_bf16(p + r0, n, std::min(kTileRows, n - r0), *g_bf16, y.data() + r0 * m, m, packed);
+        }
+      }, 1);
+    } else if (n > 0) {
       core::gemm(core::Trans::Yes, core::Trans::No, n, m, ldp, 1.0f, p, n, g, m, 0.0f, y.data(), m);
+    }
     products = sw.seconds();
   }
   const double section = watch.lap();
@@ -231,8 +256,11 @@ void LowRankProduct::backward_impl(core::ProductSaved& saved_base, const core::T
   core::Stopwatch watch;
   if (dw && n > 0) {  // Z = P dY, dW_s += Z_s^T V_s^T
     std::vector<float> z(static_cast<size_t>(ldp * m));
-    core::gemm(core::Trans::No, core::Trans::No, ldp, m, n, 1.0f, saved->projections.data(), n, dy.data(), m, 0.0f,
-               z.data(), m);
+    if (use_bf16())
+      projections_times_dy_bf16(saved->projections.data(), ldp, n, dy.data(), m, z.data());
+    else
+      core::gemm(core::Trans::No, core::Trans::No, ldp, m, n, 1.0f, saved->projections.data(), n, dy.data(), m,
+                 0.0f, z.data(), m);
     for (int64_t s = 0; s < blocks; ++s)
       core::gemm(core::Trans::Yes, core::Trans::Yes, m, std::min(l, k - s * l), h, 1.0f, z.data() + s * h * m, m,
                  v + s * l * h, h, 1.0f, dw + s * l, k);
@@ -257,11 +285,24 @@ void LowRankProduct::backward_impl(core::ProductSaved& saved_base, const core::T
     stats_.backward_s += total.seconds();
     return;
   }
+  std::optional<DirectionProductsBf16> g_bf16;
+  if (use_bf16()) g_bf16.emplace(saved->g.data(), ldp, m);
   if (dx) {  // Q^T = G dY^T, then dX_s = Q_s V_s^T (+ beta dX_s)
     qt_.resize(static_cast<size_t>(ldp * n));
-    if (n > 0)
+    if (g_bf16) {
+      core::parallel_for((n + kTileRows - 1) / kTileRows, [&](int64_t t0, int64_t t1) {
+        std::vector<float> transposed;
+        std::vector<uint32_t> packed;
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t r0 = t * kTileRows;
+          tile_qt_bf16(*g_bf16, dy.data() + r0 * m, std::min(kTileRows, n - r0), qt_.data() + r0, n, transposed,
+                       packed);
+        }
+      }, 1);
+    } else if (n > 0) {
       core::gemm(core::Trans::No, core::Trans::Yes, ldp, n, m, 1.0f, saved->g.data(), m, dy.data(), m, 0.0f,
                  qt_.data(), n);
+    }
     for (int64_t s = 0; s < blocks && n > 0; ++s)
       core::gemm(core::Trans::Yes, core::Trans::Yes, n, std::min(l, k - s * l), h, 1.0f, qt_.data() + s * h * n, n,
                  v + s * l * h, h, dx_beta, dx + s * l, k);
@@ -280,13 +321,18 @@ void LowRankProduct::backward_impl(core::ProductSaved& saved_base, const core::T
     core::parallel_for_indexed((n + granule - 1) / granule, [&](int thread, int64_t u0, int64_t u1) {
       std::vector<float> piece(static_cast<size_t>(kTileRows * l));
       std::vector<float> qt(static_cast<size_t>(kTileRows * ldp));
+      std::vector<float> transposed;  // bf16: the run's dY^T, then its pair words
+      std::vector<uint32_t> packed;
       core::Stopwatch sw;
       double sinks = 0.0, gemms = 0.0;
       for (int64_t r = u0 * granule, count = 0; r < std::min(n, u1 * granule); r += count) {
         count = std::min({kTileRows, n - r, granule - r % granule});
         sw.restart();
-        core::gemm(core::Trans::No, core::Trans::Yes, ldp, count, m, 1.0f, saved->g.data(), m, dy.data() + r * m, m,
-                   0.0f, qt.data(), count);
+        if (g_bf16)
+          tile_qt_bf16(*g_bf16, dy.data() + r * m, count, qt.data(), count, transposed, packed);
+        else
+          core::gemm(core::Trans::No, core::Trans::Yes, ldp, count, m, 1.0f, saved->g.data(), m, dy.data() + r * m,
+                     m, 0.0f, qt.data(), count);
         gemms += sw.seconds();
         for (int64_t s = 0; s < blocks; ++s) {
           const int64_t len = std::min(l, k - s * l);

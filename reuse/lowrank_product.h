@@ -46,6 +46,8 @@ class LowRankProduct final : public core::Product {
                      float* dw, core::RowSink* dx) override;
 
   void set_settings(const ReuseSettings& settings);
+  // "bf16" asked for and this build has the kernels
+  bool use_bf16() const;
   const ReuseSettings& settings() const { return settings_; }
 
  private:

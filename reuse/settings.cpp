@@ -57,6 +57,7 @@ void ReuseSettings::validate(const std::string& where) const {
   }
   if (dw_sample != 0.0 && !lowrank)
     throw std::invalid_argument(where + ": key 'dw_sample' applies to 'lowrank' only");
+  if (bf16 && !lowrank) throw std::invalid_argument(where + ": key 'bf16' applies to 'lowrank' only");
   if (lowrank && forward != "cluster")
     throw std::invalid_argument(where + ": key 'lowrank' computes Y itself (leave 'forward' unset)");
   if (keep_projection && forward != "cluster")
@@ -66,7 +67,9 @@ void ReuseSettings::validate(const std::string& where) const {
 ReuseSettings settings_from_json(const core::Json& j, const ReuseSettings& defaults,
                                  const std::string& where) {
   core::reject_unknown_keys(
-      j, {"enabled", "hash", "L", "H", "width", "dx", "forward", "keep_projection", "lowrank", "refit", "dw_sample", "scope"}, where);
+      j, {"enabled", "hash", "L", "H", "width", "dx", "forward", "keep_projection", "lowrank", "refit", "dw_sample", "bf16",
+       "scope"},
+      where);
   ReuseSettings s = defaults;
   s.enabled = core::read_bool(j, "enabled", s.enabled, where);
   s.hash = core::read_string(j, "hash", s.hash, where);
@@ -79,6 +82,7 @@ ReuseSettings settings_from_json(const core::Json& j, const ReuseSettings& defau
   s.lowrank = core::read_bool(j, "lowrank", s.lowrank, where);
   s.refit = core::read_int(j, "refit", s.refit, where);
   s.dw_sample = core::read_number(j, "dw_sample", s.dw_sample, where);
+  s.bf16 = core::read_bool(j, "bf16", s.bf16, where);
   s.scope = core::read_string(j, "scope", s.scope, where);
   s.validate(where);
   return s;
@@ -88,7 +92,7 @@ core::Json settings_to_json(const ReuseSettings& s) {
   return core::Json{{"enabled", s.enabled}, {"hash", s.hash}, {"L", s.L},         {"H", s.H},
                     {"width", s.width},     {"dx", s.dx},     {"forward", s.forward},
                     {"keep_projection", s.keep_projection}, {"lowrank", s.lowrank}, {"refit", s.refit},
-                    {"dw_sample", s.dw_sample}, {"scope", s.scope}};
+                    {"dw_sample", s.dw_sample}, {"bf16", s.bf16}, {"scope", s.scope}};
 }
 
 std::string describe(const ReuseSettings& s) {
@@ -102,6 +106,7 @@ std::string describe(const ReuseSettings& s) {
   if (s.lowrank) os << ", lowrank";
   if (s.refit != 1) os << ", refit=" << s.refit;
   if (s.dw_sample != 0.0) os << ", dw_sample=" << s.dw_sample;
+  if (s.bf16) os << ", bf16";
   if (s.scope != "batch") os << ", scope=" << s.scope;
   os << ")";
   return os.str();

@@ -49,6 +49,11 @@ struct ReuseSettings {
   // part; 0 = dW sees the H directions only (the exact gradient of the
   // lowrank forward), 1 = dW is the dense dY^T X.
   double dw_sample = 0.0;
+  // lowrank: its three GEMMs in bf16 with float sums (AVX512_BF16, about
+  // twice float's rate; core/bf16_gemm.h). Operands keep 8 significant bits,
+  // far below the directions' own error (err_y ~0.3 at CifarNet conv2 H 8).
+  // Builds without the instructions fall back to float with a warning.
+  bool bf16 = false;
   std::string scope = "batch";   // "batch" | "cross_batch"
   uint64_t seed = 0;             // hash matrices from make_rng(seed, RngPurpose::Hash, ...)
 
@@ -59,7 +64,8 @@ struct ReuseSettings {
 // The automatic qproj width (relative to the block RMS norm) when width == 0.
 inline constexpr double kDefaultRelativeWidth = 0.5;
 
-// Reads {"enabled", "hash", "L", "H", "width", "dx", "forward", "keep_projection", "lowrank", "refit", "dw_sample", "scope"}
+// Reads {"enabled", "hash", "L", "H", "width", "dx", "forward", "keep_projection", "lowrank", "refit", "dw_sample", "bf16",
+// "scope"}
 // over `defaults`
 // (absent keys keep the default); rejects unknown keys and bad values with
 // messages naming `where` and the key.

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "core/bf16_gemm.h"
 #include "core/rng.h"
 #include "reuse/kept_projection.h"
 #include "reuse/lowrank_product.h"
@@ -233,6 +234,35 @@ TEST_CASE("lowrank dw_sample: a drawn tile adds (T / c) times its residual's dW,
   CHECK(drawn < passes * 3 / 4);
 }
 
+TEST_CASE("lowrank bf16: both doors give the float results to bf16's precision") {
+  // 700 rows: three tiles, the last partial; 5 blocks of H 3 make an odd
+  // inner size (a zero half-pair); M 6 ends inside a vector.
+  const int64_t n = 700, k = 37, m = 6, l = 8, h = 3;
+  Tensor x = normal({n, k}, 91), w = normal({m, k}, 92), dy = normal({n, m}, 93);
+  auto s = lowrank(l, h);
+  auto ref = reference(s, x, w, dy);
+  s.bf16 = true;
+  auto largest = [](const std::vector<double>& v) {
+    double a = 0.0;
+    for (double e : v) a = std::max(a, std::abs(e));
+    return a;
+  };
+  for (bool rows : {false, true}) {
+    CAPTURE(rows);
+    Outputs o = rows ? testing::run_rows<reuse::LowRankProduct>(s, x, w, dy, 70) : run(s, x, w, dy);
+    const double ey = max_abs_diff(o.y, ref.y) / largest(ref.y), edw = max_abs_diff(o.dw, ref.dw) / largest(ref.dw),
+                 edx = max_abs_diff(o.dx, ref.dx) / largest(ref.dx);
+    CHECK(ey < 2e-2);
+    CHECK(edw < 2e-2);
+    CHECK(edx < 2e-2);
+    if (core::bf16_available()) {  // rounded operands: not the float results to the last bit
+      CHECK(ey > 1e-5);
+      CHECK(edw > 1e-5);
+      CHECK(edx > 1e-5);
+    }
+  }
+}
+
 TEST_CASE("lowrank settings: validation and the product they make") {
   auto s = lowrank(8, 4);
   CHECK(reuse::describe(s) == "reuse(hash=pca, L=8, H=4, dx=cluster, lowrank)");
@@ -274,4 +304,11 @@ TEST_CASE("lowrank settings: validation and the product they make") {
   lr.refit = 1;
   CHECK_THROWS_WITH_AS(lr.validate("conv2"), "conv2: key 'dw_sample' applies to 'lowrank' only",
                        std::invalid_argument);
+  auto half = lowrank(8, 4);
+  half.bf16 = true;
+  CHECK(reuse::describe(half) == "reuse(hash=pca, L=8, H=4, dx=cluster, lowrank, bf16)");
+  CHECK(reuse::settings_from_json(reuse::settings_to_json(half), ReuseSettings(), "conv2").bf16);
+  CHECK_FALSE(reuse::settings_from_json(reuse::settings_to_json(lowrank(8, 4)), ReuseSettings(), "conv2").bf16);
+  half.lowrank = false;
+  CHECK_THROWS_WITH_AS(half.validate("conv2"), "conv2: key 'bf16' applies to 'lowrank' only", std::invalid_argument);
 }

@@ -1,0 +1,64 @@
+// The low-rank product's GEMMs in bf16 (see lowrank_bf16.h).
+#include "reuse/lowrank_bf16.h"
+
+#include <algorithm>
+
+#include "core/bf16_gemm.h"
+#include "core/parallel.h"
+#include "core/transpose.h"
+
+namespace deja::reuse {
+
+namespace {
+constexpr int64_t kChunkRows = 256;  // Z's rows per packed chunk (even: chunks start on a pair)
+}
+
+DirectionProductsBf16::DirectionProductsBf16(const float* g, int64_t inner_, int64_t m_)
+    : inner(inner_), m(m_), ld_rows(core::round_up_16(m_)), words((m_ + 1) / 2) {
+  row_pairs.resize(static_cast<size_t>((inner + 1) / 2 * ld_rows));
+  core::pack_row_pairs(g, inner, m, m, row_pairs.data(), ld_rows);
+  column_pairs.resize(static_cast<size_t>(inner * words));
+  core::pack_column_pairs(g, inner, m, m, column_pairs.data(), words);
+}
+
+void tile_output_bf16(const float* p_tile, int64_t ldp_row, int64_t count, const DirectionProductsBf16& g,
+                      float* y, int64_t ldy, std::vector<uint32_t>& scratch) {
+  // A = P_tile^T with pairs along the inner index: word (p, r) at p * ld + r
+  const int64_t pairs = (g.inner + 1) / 2, ld = core::round_up_16(count);
+  scratch.resize(static_cast<size_t>(pairs * ld));
+  core::pack_row_pairs(p_tile, g.inner, count, ldp_row, scratch.data(), ld);
+  core::gemm_bf16_pairs(count, g.m, pairs, scratch.data(), 1, ld, g.row_pairs.data(), g.ld_rows, y, ldy, false);
+}
+
+void tile_qt_bf16(const DirectionProductsBf16& g, const float* dy_tile, int64_t count, float* qt, int64_t ldq,
+                  std::vector<float>& transposed, std::vector<uint32_t>& scratch) {
+  // B = dY_tile^T with pairs along M: word (q, r) at q * ld + r
+  const int64_t ld = core::round_up_16(count);
+  transposed.resize(static_cast<size_t>(g.m * ld));
+  core::transpose(dy_tile, count, g.m, g.m, transposed.data(), ld);
+  scratch.resize(static_cast<size_t>(g.words * ld));
+  core::pack_row_pairs(transposed.data(), g.m, count, ld, scratch.data(), ld);
+  core::gemm_bf16_pairs(g.inner, count, g.words, g.column_pairs.data(), g.words, 1, scratch.data(), ld, qt, ldq,
+                        false);
+}
+
+void projections_times_dy_bf16(const float* p, int64_t inner, int64_t n, const float* dy, int64_t m, float* z) {
+  const int64_t ld_dy = core::round_up_16(m), chunks = (n + kChunkRows - 1) / kChunkRows;
+  std::vector<std::vector<float>> partial(static_cast<size_t>(core::num_threads()));
+  core::parallel_for_indexed(chunks, [&](int thread, int64_t c0, int64_t c1) {
+    std::vector<float>& zt = partial[static_cast<size_t>(thread)];
+    zt.assign(static_cast<size_t>(inner * m), 0.0f);
+    std::vector<uint32_t> a(static_cast<size_t>(inner * kChunkRows / 2)), b(static_cast<size_t>(kChunkRows / 2 * ld_dy));
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t r0 = c * kChunkRows, count = std::min(kChunkRows, n - r0), pairs = (count + 1) / 2;
+      core::pack_column_pairs(p + r0, inner, count, n, a.data(), pairs);  // P's rows, pairs along r
+      core::pack_row_pairs(dy + r0 * m, count, m, m, b.data(), ld_dy);    // dY's rows paired
+      core::gemm_bf16_pairs(inner, m, pairs, a.data(), pairs, 1, b.data(), ld_dy, zt.data(), m, true);
+    }
+  }, 1);
+  std::fill_n(z, inner * m, 0.0f);
+  for (const auto& zt : partial)
+    for (size_t i = 0; i < zt.size(); ++i) z[i] += zt[i];
+}
+
+}  // namespace deja::reuse
