@@ -41,7 +41,7 @@ void kernel_block(int64_t pairs, const uint32_t* a, int64_t a_row, int64_t a_pai
   for (int64_t p = 0; p < pairs; ++p) {
     __m512bh bv[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = (__m512bh)_mm512_loadu_si512(b + p * ldb + 16 * v);
+    for (int v = 0; v < NV; ++v) bv[v] = (__m512bh)_mm512_loadu_si512(b + p * ldb + int64_t{16} * v);
     const uint32_t* ap = a + p * a_pair;
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
@@ -55,7 +55,7 @@ void kernel_block(int64_t pairs, const uint32_t* a, int64_t a_row, int64_t a_pai
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) {
       const __mmask16 mask = v == NV - 1 ? last : static_cast<__mmask16>(0xffff);
-      float* dst = c + r * ldc + 16 * v;
+      float* dst = c + r * ldc + int64_t{16} * v;
       __m512 out = sum[r][v];
       if (accumulate) out = _mm512_add_ps(out, _mm512_maskz_loadu_ps(mask, dst));
       _mm512_mask_storeu_ps(dst, mask, out);
@@ -109,8 +109,8 @@ void pack_row_pairs(const float* x, int64_t rows, int64_t cols, int64_t lds, uin
 #if DEJA_HAVE_BF16
   alignas(64) int16_t order[32];
   for (int t = 0; t < 16; ++t) {
-    order[2 * t] = static_cast<int16_t>(t);
-    order[2 * t + 1] = static_cast<int16_t>(16 + t);
+    order[size_t{2} * t] = static_cast<int16_t>(t);
+    order[size_t{2} * t + 1] = static_cast<int16_t>(16 + t);
   }
   const __m512i interleave = _mm512_load_si512(order);
 #endif
@@ -154,11 +154,11 @@ void pack_column_pairs(const float* x, int64_t rows, int64_t cols, int64_t lds, 
 void gemm_bf16_pairs(int64_t m, int64_t n, int64_t pairs, const uint32_t* a, int64_t a_row, int64_t a_pair,
                      const uint32_t* b, int64_t ldb, float* c, int64_t ldc, bool accumulate) {
 #if DEJA_HAVE_BF16
-  constexpr int64_t kBlockColumns = 16 * kVectors;
+  constexpr int64_t kBlockColumns = int64_t{16} * kVectors;
   for (int64_t j0 = 0; j0 < n; j0 += kBlockColumns) {
     const int64_t width = std::min(kBlockColumns, n - j0);
     const int nv = static_cast<int>((width + 15) / 16);
-    const __mmask16 last = first_lanes(width - 16 * (nv - 1));
+    const __mmask16 last = first_lanes(width - int64_t{16} * (nv - 1));
     for (int64_t i0 = 0; i0 < m; i0 += kRows) {
       const int rows = static_cast<int>(std::min<int64_t>(kRows, m - i0));
       block_fn(rows, nv)(pairs, a + i0 * a_row, a_row, a_pair, b + j0, ldb, c + i0 * ldc + j0, ldc, accumulate,

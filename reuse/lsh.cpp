@@ -291,12 +291,20 @@ class QprojHasher final : public Hasher {
         __m512 p[16];
         __m512i bits[2], z1[2], z2[2];
         for (int64_t slab = 0; slab < 2; ++slab) z1[slab] = z2[slab] = _mm512_setzero_si512();
-        for (int64_t h0 = 0; h0 < h_; h0 += 8) {
-          project_slabs<8, 2, KMajor>(xi, idx, ldx, 0xffff, len, block_projections(block), hp_, h0, p, bits);
+        // HB directions from h0 on; a last group of at most 4 (H 12, 20, ...)
+        // takes a half-width pass instead of computing padding directions.
+        auto pass = [&]<int HB>(int64_t h0) {
+          project_slabs<HB, 2, KMajor>(xi, idx, ldx, 0xffff, len, block_projections(block), hp_, h0, p, bits);
           for (int64_t slab = 0; slab < 2; ++slab) {
-            if (proj) store_projections(p + 8 * slab, h0, 8, i + 16 * slab, 0xffff);
-            if (keys) quantise16<8>(p + 8 * slab, h0, inv_w, z1[slab], z2[slab]);
+            if (proj) store_projections(p + HB * slab, h0, HB, i + 16 * slab, 0xffff);
+            if (keys) quantise16<HB>(p + HB * slab, h0, inv_w, z1[slab], z2[slab]);
           }
+        };
+        for (int64_t h0 = 0; h0 < h_; h0 += 8) {
+          if (h_ - h0 <= 4)
+            pass.template operator()<4>(h0);
+          else
+            pass.template operator()<8>(h0);
         }
         if (keys)
           for (int64_t slab = 0; slab < 2; ++slab)

@@ -419,7 +419,7 @@ TEST_CASE("hashing with projections: the same keys, and projections equal to pla
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < k; ++j) xt[j * n + i] = x[i * k + j];
   for (std::string hash : {"qproj", "pca", "sign"}) {
-    for (int64_t h : {3, 8, 20}) {
+    for (int64_t h : {3, 8, 12, 20}) {  // 12, 20: a last group of 4 directions
       CAPTURE(hash);
       CAPTURE(h);
       auto hs = reuse::make_hasher(settings(hash, l, h), k);
