@@ -21,6 +21,37 @@ DirectionProductsBf16::DirectionProductsBf16(const float* g, int64_t inner_, int
   core::pack_column_pairs(g, inner, m, m, column_pairs.data(), words);
 }
 
+DirectionsBf16::DirectionsBf16(const float* v, int64_t l_, int64_t h_, int64_t k_)
+    : l(l_), h(h_), k(k_), blocks((k_ + l_ - 1) / l_), row_pairs_per_block((l_ + 1) / 2 * h_), words_h((h_ + 1) / 2) {
+  along_rows.resize(static_cast<size_t>(blocks * row_pairs_per_block));
+  along_directions.resize(static_cast<size_t>(blocks * l * words_h));
+  for (int64_t s = 0; s < blocks; ++s) {
+    const float* vs = v + s * l * h;
+    core::pack_row_pairs(vs, width(s), h, h, along_rows.data() + s * row_pairs_per_block, h);
+    core::pack_column_pairs(vs, width(s), h, h, along_directions.data() + s * l * words_h, words_h);
+  }
+}
+
+void project_tile_bf16(const DirectionsBf16& v, int64_t s, const float* piece, int64_t count, float* p,
+                       int64_t ldp, std::vector<uint32_t>& scratch) {
+  // A = V_s^T: word (q, pair) at pair * H + q; B = the piece's rows paired
+  const int64_t len = v.width(s), pairs = (len + 1) / 2, ld = core::round_up_16(count);
+  scratch.resize(static_cast<size_t>(pairs * ld));
+  core::pack_row_pairs(piece, len, count, count, scratch.data(), ld);
+  core::gemm_bf16_pairs(v.h, count, pairs, v.along_rows.data() + s * v.row_pairs_per_block, 1, v.h, scratch.data(),
+                        ld, p, ldp, false);
+}
+
+void direction_terms_bf16(const DirectionsBf16& v, int64_t s, const float* qt_s, int64_t ldq, int64_t count,
+                          float* piece, std::vector<uint32_t>& scratch) {
+  // A = V_s: word (j, pair) at j * words_h + pair; B = Q_s^T's rows paired
+  const int64_t ld = core::round_up_16(count);
+  scratch.resize(static_cast<size_t>(v.words_h * ld));
+  core::pack_row_pairs(qt_s, v.h, count, ldq, scratch.data(), ld);
+  core::gemm_bf16_pairs(v.width(s), count, v.words_h, v.along_directions.data() + s * v.l * v.words_h, v.words_h, 1,
+                        scratch.data(), ld, piece, count, false);
+}
+
 void tile_output_bf16(const float* p_tile, int64_t ldp_row, int64_t count, const DirectionProductsBf16& g,
                       float* y, int64_t ldy, std::vector<uint32_t>& scratch) {
   // A = P_tile^T with pairs along the inner index: word (p, r) at p * ld + r
@@ -42,18 +73,18 @@ void tile_qt_bf16(const DirectionProductsBf16& g, const float* dy_tile, int64_t 
                         false);
 }
 
-void projections_times_dy_bf16(const float* p, int64_t inner, int64_t n, const float* dy, int64_t m, float* z) {
+void projections_times_dy_bf16(const uint32_t* p_pairs, int64_t ld_words, int64_t inner, int64_t n,
+                               const float* dy, int64_t m, float* z) {
   const int64_t ld_dy = core::round_up_16(m), chunks = (n + kChunkRows - 1) / kChunkRows;
   std::vector<std::vector<float>> partial(static_cast<size_t>(core::num_threads()));
   core::parallel_for_indexed(chunks, [&](int thread, int64_t c0, int64_t c1) {
     std::vector<float>& zt = partial[static_cast<size_t>(thread)];
     zt.assign(static_cast<size_t>(inner * m), 0.0f);
-    std::vector<uint32_t> a(static_cast<size_t>(inner * kChunkRows / 2)), b(static_cast<size_t>(kChunkRows / 2 * ld_dy));
+    std::vector<uint32_t> b(static_cast<size_t>(kChunkRows / 2 * ld_dy));
     for (int64_t c = c0; c < c1; ++c) {
       const int64_t r0 = c * kChunkRows, count = std::min(kChunkRows, n - r0), pairs = (count + 1) / 2;
-      core::pack_column_pairs(p + r0, inner, count, n, a.data(), pairs);  // P's rows, pairs along r
-      core::pack_row_pairs(dy + r0 * m, count, m, m, b.data(), ld_dy);    // dY's rows paired
-      core::gemm_bf16_pairs(inner, m, pairs, a.data(), pairs, 1, b.data(), ld_dy, zt.data(), m, true);
+      core::pack_row_pairs(dy + r0 * m, count, m, m, b.data(), ld_dy);  // dY's rows paired
+      core::gemm_bf16_pairs(inner, m, pairs, p_pairs + r0 / 2, ld_words, 1, b.data(), ld_dy, zt.data(), m, true);
     }
   }, 1);
   std::fill_n(z, inner * m, 0.0f);

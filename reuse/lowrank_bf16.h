@@ -4,6 +4,7 @@
 // forward's projections), G [inner][M], dY [n][M].
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -19,6 +20,28 @@ struct DirectionProductsBf16 {
   DirectionProductsBf16(const float* g, int64_t inner, int64_t m);
 };
 
+// The directions V ([blocks][L][H], the last block's rows past K zero)
+// packed once per pass for the projection and the dX terms.
+struct DirectionsBf16 {
+  int64_t l = 0, h = 0, k = 0, blocks = 0;
+  int64_t row_pairs_per_block = 0;  // ceil(L / 2) * H words: pairs along the block's rows, [ceil(L/2)][H]
+  int64_t words_h = 0;              // ceil(H / 2)
+  std::vector<uint32_t> along_rows;        // per block: V_s^T's operand of the projection
+  std::vector<uint32_t> along_directions;  // per block, [L][words_h]: V_s's operand of the dX terms
+  DirectionsBf16(const float* v, int64_t l, int64_t h, int64_t k);
+  int64_t width(int64_t s) const { return std::min(l, k - s * l); }
+};
+
+// P_s's columns for a tile of `count` rows: p[q * ldp + i] = sum_j V_s[j, q]
+// piece[j * count + i] (piece: block s's K-major columns of the tile).
+void project_tile_bf16(const DirectionsBf16& v, int64_t s, const float* piece, int64_t count, float* p,
+                       int64_t ldp, std::vector<uint32_t>& scratch);
+
+// piece[j * count + i] = sum_q V_s[j, q] qt_s[q * ldq + i]: block s's part of
+// a K-major dX tile, (Q_s V_s^T)^T.
+void direction_terms_bf16(const DirectionsBf16& v, int64_t s, const float* qt_s, int64_t ldq, int64_t count,
+                          float* piece, std::vector<uint32_t>& scratch);
+
 // Y[0:count][0:M] = P_tile^T G for a tile of `count` rows of P (columns of the
 // [inner][ldp_row] matrix at p_tile). `scratch` is reused between tiles.
 void tile_output_bf16(const float* p_tile, int64_t ldp_row, int64_t count, const DirectionProductsBf16& g,
@@ -28,8 +51,10 @@ void tile_output_bf16(const float* p_tile, int64_t ldp_row, int64_t count, const
 void tile_qt_bf16(const DirectionProductsBf16& g, const float* dy_tile, int64_t count, float* qt, int64_t ldq,
                   std::vector<float>& transposed, std::vector<uint32_t>& scratch);
 
-// Z[inner][M] = P dY over all n rows, the rows split between the threads
-// (each packs its 256-row chunks of P and dY while in cache) and summed.
-void projections_times_dy_bf16(const float* p, int64_t inner, int64_t n, const float* dy, int64_t m, float* z);
+// Z[inner][M] = P dY over all n rows, from P in pair words along the rows
+// ([inner][ld_words], ld_words >= ceil(n / 2)); the rows split between the
+// threads (each pairs its 256-row chunks of dY while in cache) and summed.
+void projections_times_dy_bf16(const uint32_t* p_pairs, int64_t ld_words, int64_t inner, int64_t n,
+                               const float* dy, int64_t m, float* z);
 
 }  // namespace deja::reuse

@@ -12,6 +12,7 @@
 
 #include "core/bf16_gemm.h"
 #include "core/blas.h"
+#include "core/buffer_cache.h"
 #include "core/parallel.h"
 #include "core/rng.h"
 #include "core/serial_blas.h"
@@ -24,13 +25,36 @@ namespace deja::reuse {
 
 namespace {
 
-constexpr int64_t kTileRows = 256;  // rows per K-major tile from a source (one CifarNet conv2 image)
+constexpr int64_t kTileRows = 256;  // rows per K-major tile from a source (one CifarNet conv2 image); even
+
+// Pair words from the buffer cache, so bf16's P (17-33 MB at CifarNet conv2)
+// does not come as fresh pages each step.
+class CachedWords {
+ public:
+  CachedWords() = default;
+  explicit CachedWords(size_t count)
+      : bytes_(count * sizeof(uint32_t)), words_(static_cast<uint32_t*>(core::acquire_buffer(bytes_))) {}
+  ~CachedWords() {
+    if (words_) core::release_buffer(words_, bytes_);
+  }
+  CachedWords(const CachedWords&) = delete;
+  CachedWords& operator=(const CachedWords&) = delete;
+  uint32_t* data() const { return words_; }
+
+ private:
+  size_t bytes_ = 0;
+  uint32_t* words_ = nullptr;
+};
 
 struct LowRankSaved final : core::ProductSaved {
   int64_t n = 0, k = 0, m = 0, l = 0, h = 0, blocks = 0;
   // P, [blocks * H][rows]: a tensor, so its 33 MB (CifarNet conv2) come back
   // from the buffer cache each step instead of as fresh pages.
   core::Tensor projections;
+  // bf16: P rounded, pairs along the rows, [blocks * H][ceil(rows / 2)]
+  // (Z = P dY's operand; the float P is then not kept from a row source)
+  std::unique_ptr<CachedWords> projections_bf16;
+  int64_t bf16_words = 0;
   std::vector<float> directions;  // V, [blocks][L][H]
   std::vector<float> g;           // G = V^T W^T, [blocks * H][M]
   // dw_sample: the drawn row tiles (ascending) and their residual
@@ -143,14 +167,26 @@ std::unique_ptr<core::ProductSaved> LowRankProduct::forward_rows(const core::Row
   hasher_->prepare(x, settings_.scope == "cross_batch" || forwards_ % settings_.refit != 0);
   ++forwards_;
   saved->directions = block_directions(*hasher_);
-  saved->projections = core::Tensor::empty({ldp, n});
+  const bool bf16 = use_bf16();
+  uint32_t* pb = nullptr;  // bf16: the saved P in pair words
+  if (bf16) {
+    saved->bf16_words = (n + 1) / 2;
+    saved->projections_bf16 = std::make_unique<CachedWords>(static_cast<size_t>(ldp * saved->bf16_words));
+    pb = saved->projections_bf16->data();
+  }
+  // float P: the matrix door's, or every tile's without bf16
+  if (x.data() || !bf16) saved->projections = core::Tensor::empty({ldp, n});
   float* p = saved->projections.data();
   const float* v = saved->directions.data();
   saved->g.resize(static_cast<size_t>(ldp * m));  // G_s = V_s^T W_s^T
   direction_products(v, l, h, w.data(), m, k, saved->g.data());
   const float* g = saved->g.data();
   std::optional<DirectionProductsBf16> g_bf16;
-  if (use_bf16()) g_bf16.emplace(g, ldp, m);
+  std::optional<DirectionsBf16> v_bf16;  // the row source's projections too
+  if (bf16) {
+    g_bf16.emplace(g, ldp, m);
+    v_bf16.emplace(v, l, h, k);
+  }
   double lower = 0.0;     // thread 0's tile fills
   double products = 0.0;  // Y's products (thread 0's tiles)
   {
@@ -168,25 +204,32 @@ std::unique_ptr<core::ProductSaved> LowRankProduct::forward_rows(const core::Row
       // tile's rows of Y = P^T G while that tile of P is still in cache.
       core::parallel_for_indexed((n + kTileRows - 1) / kTileRows, [&](int thread, int64_t t0, int64_t t1) {
         std::vector<float> piece(static_cast<size_t>(kTileRows * l));
-        std::vector<uint32_t> packed;  // bf16: the tile's P in pair words
+        std::vector<uint32_t> packed;  // bf16: operands in pair words
+        std::vector<float> p_tile(bf16 ? static_cast<size_t>(ldp * kTileRows) : 0);  // bf16: the tile's P, [ldp][count]
         core::Stopwatch sw;
         double fills = 0.0, gemms = 0.0;
         for (int64_t t = t0; t < t1; ++t) {
           const int64_t r0 = t * kTileRows, count = std::min(kTileRows, n - r0);
+          float* pt = bf16 ? p_tile.data() : p + r0;  // the tile's P, columns ldpt apart
+          const int64_t ldpt = bf16 ? count : n;
           for (int64_t s = 0; s < blocks; ++s) {
             const int64_t c0 = s * l, c1 = std::min(k, c0 + l);
             sw.restart();
             x.fill_kmajor(r0, count, c0, c1, piece.data(), count);  // [len][count]
             fills += sw.seconds();
-            // the hasher's register kernel (16 rows per lane set)
-            hasher_->project_block_kmajor(piece.data(), count, count, s, p + s * h * n + r0, n);
+            if (bf16)
+              project_tile_bf16(*v_bf16, s, piece.data(), count, pt + s * h * ldpt, ldpt, packed);
+            else  // the hasher's register kernel (16 rows per lane set)
+              hasher_->project_block_kmajor(piece.data(), count, count, s, pt + s * h * ldpt, ldpt);
           }
           sw.restart();
-          if (g_bf16)
-            tile_output_bf16(p + r0, n, count, *g_bf16, y.data() + r0 * m, m, packed);
-          else
+          if (bf16) {
+            tile_output_bf16(pt, ldpt, count, *g_bf16, y.data() + r0 * m, m, packed);
+            core::pack_column_pairs(pt, ldp, count, ldpt, pb + r0 / 2, saved->bf16_words);
+          } else {
             core::gemm(core::Trans::Yes, core::Trans::No, count, m, ldp, 1.0f, p + r0, n, g, m, 0.0f,
                        y.data() + r0 * m, m);
+          }
           gemms += sw.seconds();
         }
         if (thread == 0) {
@@ -206,6 +249,7 @@ std::unique_ptr<core::ProductSaved> LowRankProduct::forward_rows(const core::Row
           tile_output_bf16(p + r0, n, std::min(kTileRows, n - r0), *g_bf16, y.data() + r0 * m, m, packed);
         }
       }, 1);
+      core::pack_column_pairs(p, ldp, n, n, pb, saved->bf16_words);
     } else if (n > 0) {
       core::gemm(core::Trans::Yes, core::Trans::No, n, m, ldp, 1.0f, p, n, g, m, 0.0f, y.data(), m);
     }
@@ -256,8 +300,8 @@ void LowRankProduct::backward_impl(core::ProductSaved& saved_base, const core::T
   core::Stopwatch watch;
   if (dw && n > 0) {  // Z = P dY, dW_s += Z_s^T V_s^T
     std::vector<float> z(static_cast<size_t>(ldp * m));
-    if (use_bf16())
-      projections_times_dy_bf16(saved->projections.data(), ldp, n, dy.data(), m, z.data());
+    if (saved->projections_bf16)
+      projections_times_dy_bf16(saved->projections_bf16->data(), saved->bf16_words, ldp, n, dy.data(), m, z.data());
     else
       core::gemm(core::Trans::No, core::Trans::No, ldp, m, n, 1.0f, saved->projections.data(), n, dy.data(), m,
                  0.0f, z.data(), m);
@@ -286,7 +330,11 @@ void LowRankProduct::backward_impl(core::ProductSaved& saved_base, const core::T
     return;
   }
   std::optional<DirectionProductsBf16> g_bf16;
-  if (use_bf16()) g_bf16.emplace(saved->g.data(), ldp, m);
+  std::optional<DirectionsBf16> v_bf16;  // the sink's dX terms too
+  if (use_bf16()) {
+    g_bf16.emplace(saved->g.data(), ldp, m);
+    if (sink) v_bf16.emplace(v, l, h, k);
+  }
   if (dx) {  // Q^T = G dY^T, then dX_s = Q_s V_s^T (+ beta dX_s)
     qt_.resize(static_cast<size_t>(ldp * n));
     if (g_bf16) {
@@ -336,8 +384,11 @@ void LowRankProduct::backward_impl(core::ProductSaved& saved_base, const core::T
         gemms += sw.seconds();
         for (int64_t s = 0; s < blocks; ++s) {
           const int64_t len = std::min(l, k - s * l);
-          add_direction_terms(piece.data(), count, len, count, v + s * l * h, h, qt.data() + s * h * count, count,
-                              /*add=*/false);
+          if (v_bf16)
+            direction_terms_bf16(*v_bf16, s, qt.data() + s * h * count, count, count, piece.data(), packed);
+          else
+            add_direction_terms(piece.data(), count, len, count, v + s * l * h, h, qt.data() + s * h * count, count,
+                                /*add=*/false);
           sw.restart();
           sink->add_kmajor(r, count, s * l, s * l + len, piece.data(), count);
           sinks += sw.seconds();

@@ -58,6 +58,8 @@ void ReuseSettings::validate(const std::string& where) const {
   if (dw_sample != 0.0 && !lowrank)
     throw std::invalid_argument(where + ": key 'dw_sample' applies to 'lowrank' only");
   if (bf16 && !lowrank) throw std::invalid_argument(where + ": key 'bf16' applies to 'lowrank' only");
+  if (bf16 && dw_sample != 0.0)  // the residual needs the float P, which bf16 does not keep
+    throw std::invalid_argument(where + ": keys 'bf16' and 'dw_sample' exclude each other");
   if (lowrank && forward != "cluster")
     throw std::invalid_argument(where + ": key 'lowrank' computes Y itself (leave 'forward' unset)");
   if (keep_projection && forward != "cluster")

@@ -309,6 +309,10 @@ TEST_CASE("lowrank settings: validation and the product they make") {
   CHECK(reuse::describe(half) == "reuse(hash=pca, L=8, H=4, dx=cluster, lowrank, bf16)");
   CHECK(reuse::settings_from_json(reuse::settings_to_json(half), ReuseSettings(), "conv2").bf16);
   CHECK_FALSE(reuse::settings_from_json(reuse::settings_to_json(lowrank(8, 4)), ReuseSettings(), "conv2").bf16);
+  half.dw_sample = 0.5;
+  CHECK_THROWS_WITH_AS(half.validate("conv2"), "conv2: keys 'bf16' and 'dw_sample' exclude each other",
+                       std::invalid_argument);
+  half.dw_sample = 0.0;
   half.lowrank = false;
   CHECK_THROWS_WITH_AS(half.validate("conv2"), "conv2: key 'bf16' applies to 'lowrank' only", std::invalid_argument);
 }
