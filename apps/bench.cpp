@@ -21,6 +21,7 @@
 #include "apps/common/recording_product.h"
 #include "apps/common/trainer.h"
 #include "core/autograd.h"
+#include "core/bf16_gemm.h"
 #include "core/blas.h"
 #include "core/blas_idle.h"
 #include "core/malloc_tuning.h"
@@ -335,7 +336,8 @@ int run(int argc, char** argv) {
   if (!tm.task->next_batch()) throw std::runtime_error("bench: the training split gives no batch");
 
   core::Json out = {{"config", source}, {"batch", tm.task->batch_size()}, {"threads", config.threads},
-                    {"repeats", repeats}, {"openblas_core", core::blas_core_name()}};
+                    {"repeats", repeats}, {"openblas_core", core::blas_core_name()},
+                    {"bf16_kernels", core::bf16_available()}};
   // What OpenBLAS's idle workers were told (core/blas_idle.h): part of the setup a figure was taken with.
   const char* spin = std::getenv("OPENBLAS_THREAD_TIMEOUT");
   out["openblas_thread_timeout"] = spin ? core::Json(spin) : core::Json(nullptr);

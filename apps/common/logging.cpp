@@ -4,6 +4,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "core/bf16_gemm.h"
 #include "core/blas.h"
 
 namespace deja::apps {
@@ -25,7 +26,8 @@ void setup_logging(const std::string& log_file, bool quiet) {
 }
 
 void log_blas_kernels() {
-  spdlog::info("OpenBLAS kernels: {} ({})", core::blas_core_name(), core::blas_config());
+  spdlog::info("OpenBLAS kernels: {} ({}); bf16 products (lowrank \"bf16\"): {}", core::blas_core_name(),
+               core::blas_config(), core::bf16_available() ? "AVX512_BF16" : "not in this build, float instead");
   std::string warning = core::blas_core_warning();
   if (!warning.empty()) spdlog::warn("{}", warning);
 }
