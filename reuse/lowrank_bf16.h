@@ -1,7 +1,9 @@
-// The low-rank product's three GEMMs in bf16 (core/bf16_gemm.h), for
-// "bf16": true: the operands are rounded to bf16 as they are packed, sums
-// stay float. Inner size `inner` = blocks * H; P is [inner][n] (the
-// forward's projections), G [inner][M], dY [n][M].
+// The low-rank product's products in bf16 (core/bf16_gemm.h), for
+// "bf16": true: the three GEMMs (Y = P^T G, Z = P dY, Q^T = G dY^T) and,
+// from a row source (conv layers), the projections P_s = V_s^T X_s^T and the
+// dX terms V_s Q_s^T. Operands are rounded to bf16 as they are packed, sums
+// stay float. Inner size `inner` = blocks * H; P is [inner][n], G [inner][M],
+// dY [n][M].
 #pragma once
 
 #include <algorithm>

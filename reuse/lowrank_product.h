@@ -11,7 +11,9 @@
 // the row tiles: (T / c) dY_S^T (X_S - X~_S), whose residual the forward keeps
 // (one more product of the drawn rows' full K). Three GEMMs of inner size blocks * H
 // (~H / L of the dense product's K) and one projection pass over X; from a
-// row source, Y and Q^T are computed tile by tile while in cache. Why it
+// row source, Y and Q^T are computed tile by tile while in cache. "bf16"
+// runs the products in bfloat16 with float sums (lowrank_bf16.h; twice the
+// multiply rate on AVX512_BF16 CPUs), the saved P as bf16 pair words. Why it
 // exists: with keep_projection (kept_projection.h) the clusters of the
 // remainder barely lower the error (CifarNet conv2, H 8: 0.160 with them,
 // 0.176 without), so the clustering engine's passes buy nothing there
