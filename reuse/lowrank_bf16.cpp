@@ -13,22 +13,28 @@ namespace {
 constexpr int64_t kChunkRows = 256;  // Z's rows per packed chunk (even: chunks start on a pair)
 }
 
-DirectionProductsBf16::DirectionProductsBf16(const float* g, int64_t inner_, int64_t m_)
+DirectionProductsBf16::DirectionProductsBf16(const float* g, int64_t inner_, int64_t m_, Bf16Pass pass)
     : inner(inner_), m(m_), ld_rows(core::round_up_16(m_)), words((m_ + 1) / 2) {
-  row_pairs.resize(static_cast<size_t>((inner + 1) / 2 * ld_rows));
-  core::pack_row_pairs(g, inner, m, m, row_pairs.data(), ld_rows);
-  column_pairs.resize(static_cast<size_t>(inner * words));
-  core::pack_column_pairs(g, inner, m, m, column_pairs.data(), words);
+  if (pass == Bf16Pass::forward) {
+    row_pairs.resize(static_cast<size_t>((inner + 1) / 2 * ld_rows));
+    core::pack_row_pairs(g, inner, m, m, row_pairs.data(), ld_rows);
+  } else {
+    column_pairs.resize(static_cast<size_t>(inner * words));
+    core::pack_column_pairs(g, inner, m, m, column_pairs.data(), words);
+  }
 }
 
-DirectionsBf16::DirectionsBf16(const float* v, int64_t l_, int64_t h_, int64_t k_)
+DirectionsBf16::DirectionsBf16(const float* v, int64_t l_, int64_t h_, int64_t k_, Bf16Pass pass)
     : l(l_), h(h_), k(k_), blocks((k_ + l_ - 1) / l_), row_pairs_per_block((l_ + 1) / 2 * h_), words_h((h_ + 1) / 2) {
-  along_rows.resize(static_cast<size_t>(blocks * row_pairs_per_block));
-  along_directions.resize(static_cast<size_t>(blocks * l * words_h));
+  const bool forward = pass == Bf16Pass::forward;
+  (forward ? along_rows : along_directions)
+      .resize(static_cast<size_t>(forward ? blocks * row_pairs_per_block : blocks * l * words_h));
   for (int64_t s = 0; s < blocks; ++s) {
     const float* vs = v + s * l * h;
-    core::pack_row_pairs(vs, width(s), h, h, along_rows.data() + s * row_pairs_per_block, h);
-    core::pack_column_pairs(vs, width(s), h, h, along_directions.data() + s * l * words_h, words_h);
+    if (forward)
+      core::pack_row_pairs(vs, width(s), h, h, along_rows.data() + s * row_pairs_per_block, h);
+    else
+      core::pack_column_pairs(vs, width(s), h, h, along_directions.data() + s * l * words_h, words_h);
   }
 }
 

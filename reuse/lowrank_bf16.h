@@ -12,25 +12,29 @@
 
 namespace deja::reuse {
 
-// G packed once per pass in the two forms the products read.
+// Which pass packs an operand: each pass packs only the forms it reads.
+enum class Bf16Pass { forward, backward };
+
+// G packed once per pass: for Y in the forward, for Q^T in the backward.
 struct DirectionProductsBf16 {
   int64_t inner = 0, m = 0;
   int64_t ld_rows = 0;  // round_up_16(M)
   int64_t words = 0;    // ceil(M / 2)
-  std::vector<uint32_t> row_pairs;     // [ceil(inner / 2)][ld_rows]: pairs along the inner index (Y)
-  std::vector<uint32_t> column_pairs;  // [inner][words]: pairs along M (Q^T)
-  DirectionProductsBf16(const float* g, int64_t inner, int64_t m);
+  std::vector<uint32_t> row_pairs;     // forward, [ceil(inner / 2)][ld_rows]: pairs along the inner index (Y)
+  std::vector<uint32_t> column_pairs;  // backward, [inner][words]: pairs along M (Q^T)
+  DirectionProductsBf16(const float* g, int64_t inner, int64_t m, Bf16Pass pass);
 };
 
 // The directions V ([blocks][L][H], the last block's rows past K zero)
-// packed once per pass for the projection and the dX terms.
+// packed once per pass: for the projection in the forward, for the dX terms
+// in the backward.
 struct DirectionsBf16 {
   int64_t l = 0, h = 0, k = 0, blocks = 0;
   int64_t row_pairs_per_block = 0;  // ceil(L / 2) * H words: pairs along the block's rows, [ceil(L/2)][H]
   int64_t words_h = 0;              // ceil(H / 2)
-  std::vector<uint32_t> along_rows;        // per block: V_s^T's operand of the projection
-  std::vector<uint32_t> along_directions;  // per block, [L][words_h]: V_s's operand of the dX terms
-  DirectionsBf16(const float* v, int64_t l, int64_t h, int64_t k);
+  std::vector<uint32_t> along_rows;        // forward, per block: V_s^T's operand of the projection
+  std::vector<uint32_t> along_directions;  // backward, per block, [L][words_h]: V_s's operand of the dX terms
+  DirectionsBf16(const float* v, int64_t l, int64_t h, int64_t k, Bf16Pass pass);
   int64_t width(int64_t s) const { return std::min(l, k - s * l); }
 };
 

@@ -184,8 +184,8 @@ std::unique_ptr<core::ProductSaved> LowRankProduct::forward_rows(const core::Row
   std::optional<DirectionProductsBf16> g_bf16;
   std::optional<DirectionsBf16> v_bf16;  // the row source's projections too
   if (bf16) {
-    g_bf16.emplace(g, ldp, m);
-    v_bf16.emplace(v, l, h, k);
+    g_bf16.emplace(g, ldp, m, Bf16Pass::forward);
+    v_bf16.emplace(v, l, h, k, Bf16Pass::forward);
   }
   double lower = 0.0;     // thread 0's tile fills
   double products = 0.0;  // Y's products (thread 0's tiles)
@@ -332,8 +332,8 @@ void LowRankProduct::backward_impl(core::ProductSaved& saved_base, const core::T
   std::optional<DirectionProductsBf16> g_bf16;
   std::optional<DirectionsBf16> v_bf16;  // the sink's dX terms too
   if (use_bf16()) {
-    g_bf16.emplace(saved->g.data(), ldp, m);
-    if (sink) v_bf16.emplace(v, l, h, k);
+    g_bf16.emplace(saved->g.data(), ldp, m, Bf16Pass::backward);
+    if (sink) v_bf16.emplace(v, l, h, k, Bf16Pass::backward);
   }
   if (dx) {  // Q^T = G dY^T, then dX_s = Q_s V_s^T (+ beta dX_s)
     qt_.resize(static_cast<size_t>(ldp * n));
