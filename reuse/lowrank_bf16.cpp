@@ -27,8 +27,10 @@ DirectionProductsBf16::DirectionProductsBf16(const float* g, int64_t inner_, int
 DirectionsBf16::DirectionsBf16(const float* v, int64_t l_, int64_t h_, int64_t k_, Bf16Pass pass)
     : l(l_), h(h_), k(k_), blocks((k_ + l_ - 1) / l_), row_pairs_per_block((l_ + 1) / 2 * h_), words_h((h_ + 1) / 2) {
   const bool forward = pass == Bf16Pass::forward;
-  (forward ? along_rows : along_directions)
-      .resize(static_cast<size_t>(forward ? blocks * row_pairs_per_block : blocks * l * words_h));
+  if (forward)
+    along_rows.resize(static_cast<size_t>(blocks * row_pairs_per_block));
+  else
+    along_directions.resize(static_cast<size_t>(blocks * l * words_h));
   for (int64_t s = 0; s < blocks; ++s) {
     const float* vs = v + s * l * h;
     if (forward)
