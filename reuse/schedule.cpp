@@ -103,7 +103,7 @@ ReuseScheduler::ReuseScheduler(const core::Json& cfg, const std::vector<std::str
   dense_start_ = total_epochs_;
   if (cfg.is_null()) return;
   core::reject_unknown_keys(cfg, {"layers", "default_ladder", "auto", "plateau", "epochs",
-                                  "dense_last_epochs", "enabled"},
+                                  "dense_last_epochs", "dense_first_steps", "enabled"},
                             where);
   enabled_ = core::read_bool(cfg, "enabled", true, where);
 
@@ -113,6 +113,11 @@ ReuseScheduler::ReuseScheduler(const core::Json& cfg, const std::vector<std::str
                                 std::to_string(dense_last_epochs_));
   // At least one reuse epoch: a run shorter than the dense tail keeps reuse.
   if (dense_last_epochs_ > 0) dense_start_ = std::max<int64_t>(1, total_epochs_ - dense_last_epochs_);
+
+  warmup_steps_ = core::read_int(cfg, "dense_first_steps", 0, where);
+  if (warmup_steps_ < 0)
+    throw std::invalid_argument(where + ": key 'dense_first_steps' must be >= 0, got " +
+                                std::to_string(warmup_steps_));
 
   epochs_ = read_list<int64_t>(cfg, "epochs", where, "epochs (integers)");
   for (size_t i = 0; i < epochs_.size(); ++i) {
@@ -251,6 +256,7 @@ bool ReuseScheduler::active() const {
 const ReuseSettings& ReuseScheduler::current(size_t layer) const {
   const Layer& l = layers_.at(layer);
   if (!enabled_ || !l.scheduled) return l.base;
+  if (warming_up()) return l.ladder.back();  // the dense rung
   return l.ladder[static_cast<size_t>(l.rung)];
 }
 
@@ -313,7 +319,9 @@ std::vector<ScheduleEvent> ReuseScheduler::on_epoch_start(int64_t epoch) {
 
 std::vector<ScheduleEvent> ReuseScheduler::on_step(int64_t epoch, int64_t step, double loss) {
   if (!active()) return {};
+  const bool was_warming_up = warming_up();
   last_step_ = step;
+  if (was_warming_up) return warming_up() ? std::vector<ScheduleEvent>{} : end_warmup(epoch, step);
   if (dense_phase_ || !plateau_enabled_ || !std::isfinite(loss)) return {};
   ++steps_on_rung_;
   window_sum_ += loss;
@@ -331,6 +339,26 @@ std::vector<ScheduleEvent> ReuseScheduler::on_step(int64_t epoch, int64_t step, 
   previous_average_ = average;
   if (!plateau) return {};
   return move_all(epoch, step, "plateau", /*to_dense=*/false);
+}
+
+// Every scheduled layer not already dense leaves the warm-up for the rung its
+// ladder is on; the plateau windows start now.
+std::vector<ScheduleEvent> ReuseScheduler::end_warmup(int64_t epoch, int64_t step) {
+  std::vector<ScheduleEvent> events;
+  reset_windows();
+  for (const Layer& l : layers_) {
+    if (!l.scheduled || l.rung + 1 >= static_cast<int>(l.ladder.size())) continue;
+    ScheduleEvent e;
+    e.epoch = epoch;
+    e.step = step;
+    e.layer = l.name;
+    e.rung_from = -1;
+    e.rung_to = l.rung;
+    e.reason = "warmup_end";
+    e.settings = rung_text(l.ladder[static_cast<size_t>(l.rung)]);
+    events.push_back(std::move(e));
+  }
+  return events;
 }
 
 core::Json ReuseScheduler::state() const {
@@ -413,6 +441,7 @@ std::string ReuseScheduler::describe() const {
         out << short_rung(l.ladder[r], r ? &l.ladder[r - 1] : nullptr);
       }
       out << " (now rung " << l.rung << ")";
+      if (warming_up()) out << " [dense for the first " << warmup_steps_ << " steps]";
       if (l.automatic) out << " [awaiting calibration]";
     }
     if (i + 1 < layers_.size()) out << "\n";

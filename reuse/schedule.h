@@ -5,20 +5,28 @@
 // plateaus or at configured epochs; the last `dense_last_epochs` epochs run
 // dense so the final model is trained on exact products. Ladders come from the
 // config ("layers", "default_ladder") or from a calibration batch ("auto").
+// An optional dense warm-up ("dense_first_steps") holds every scheduled layer
+// dense for the first steps of the run: a net that sits on its initial loss
+// plateau (plain VGG-19) escapes it on exact products, then takes rung 0.
 //
 // Config section "reuse_schedule" (top level of a run config), see
 // docs/reuse-schedule.md for the full reference:
 //   {"layers": {"conv1": [{"L": 20, "H": 6}, {"L": 10, "H": 10}, "dense"]},
 //    "default_ladder": [...], "auto": {"candidates": {"L": [..], "H": [..]},
 //    "max_error": 0.3, "rungs": 3}, "plateau": {"window": 50, "threshold": 0.01,
-//    "min_steps": 100}, "epochs": [2, 4], "dense_last_epochs": 1, "enabled": true}
+//    "min_steps": 100}, "epochs": [2, 4], "dense_last_epochs": 1, "dense_first_steps": 0,
+//    "enabled": true}
 //
 // Limits: one loss drives every layer, so a plateau or an epoch trigger moves
 // every scheduled layer that is not yet dense one rung finer at once. Moves are
-// never coarser. Plateaus are judged on whole windows (tumbling, not sliding),
-// counted from the last move; non-finite losses are ignored. The final dense
-// phase starts at epoch max(1, total_epochs - dense_last_epochs), so a one-epoch
-// run keeps its reuse (documented, the quick reproduction uses two epochs).
+// never coarser; the one exception is the end of the warm-up, where a layer
+// leaves dense for the rung its ladder is on (event rung -1 -> r, "warmup_end").
+// Plateau windows start after the warm-up; epoch triggers during it advance
+// the ladder (the layer still runs dense until the warm-up ends). Plateaus are
+// judged on whole windows (tumbling, not sliding), counted from the last move;
+// non-finite losses are ignored. The final dense phase starts at epoch
+// max(1, total_epochs - dense_last_epochs), so a one-epoch run keeps its reuse
+// (documented, the quick reproduction uses two epochs).
 #pragma once
 
 #include <cstdint>
@@ -38,7 +46,7 @@ struct ScheduleEvent {
   int64_t step = 0;
   std::string layer;
   int rung_from = 0, rung_to = 0;
-  std::string reason;    // "plateau" | "epoch" | "final_dense"
+  std::string reason;    // "plateau" | "epoch" | "final_dense" | "warmup_end" (from -1: the warm-up)
   std::string settings;  // describe() of the new rung ("dense" for the dense rung)
 };
 
@@ -113,6 +121,8 @@ class ReuseScheduler {
 
   // The epoch at which every layer goes dense (total_epochs when never).
   int64_t dense_start_epoch() const { return dense_start_; }
+  // True while the dense warm-up lasts (fewer than dense_first_steps steps done).
+  bool warming_up() const { return warmup_steps_ > 0 && last_step_ < warmup_steps_; }
 
  private:
   struct Layer {
@@ -137,6 +147,7 @@ class ReuseScheduler {
   std::vector<ReuseSettings> parse_ladder(const core::Json& j, const ReuseSettings& base,
                                           const std::string& where) const;
   void reset_windows();
+  std::vector<ScheduleEvent> end_warmup(int64_t epoch, int64_t step);
 
   std::string where_;
   bool enabled_ = false;
@@ -144,6 +155,7 @@ class ReuseScheduler {
   int64_t total_epochs_ = 0;
   int64_t dense_last_epochs_ = 1;
   int64_t dense_start_ = 0;
+  int64_t warmup_steps_ = 0;  // dense_first_steps
   std::vector<int64_t> epochs_;  // epoch-start triggers
   // Plateau trigger.
   bool plateau_enabled_ = false;

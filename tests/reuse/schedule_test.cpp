@@ -422,3 +422,117 @@ TEST_CASE("schedule: calibrate with no candidate good enough leaves the layer de
   CHECK_THROWS_WITH(ReuseScheduler(cfg, kNames, bases({true, false, false}), 4).calibrate(0, x, random_weight(8, 21, 1)),
                     "reuse_schedule: calibrate(conv1): expected X [N, K] and W [M, K], got X [256, 20] and W [8, 21]");
 }
+
+namespace {
+
+std::vector<Move> run_flat(ReuseScheduler& s, int64_t first, int64_t last, int64_t epoch = 0) {
+  std::vector<Move> moves;
+  for (int64_t t = first; t <= last; ++t)
+    for (const auto& e : s.on_step(epoch, t, 1.0)) moves.push_back({e.step, e.layer, e.rung_from, e.rung_to, e.reason});
+  return moves;
+}
+
+Json warmup_config(int64_t steps) {
+  Json cfg = plateau_config(20);
+  cfg["dense_first_steps"] = steps;
+  return cfg;
+}
+
+}  // namespace
+
+TEST_CASE("schedule: a dense warm-up holds every layer dense, then starts the ladder where it stands") {
+  // Steps are counted from 1 as the trainer does (on_step gets the steps done).
+  // A flat loss would close a plateau at step 20 (windows 1-10, 11-20); during
+  // the warm-up nothing is windowed, so the first plateau is the second window
+  // after step 30: steps 31-40, 41-50.
+  ReuseScheduler s(warmup_config(30), kNames, bases({false, true, false}), 10);
+  REQUIRE(s.active());
+  CHECK(s.warming_up());
+  CHECK_FALSE(s.current(0).enabled);
+  CHECK_FALSE(s.current(1).enabled);
+  CHECK(s.rung(0) == 0);
+  CHECK(s.describe().find("conv1: qproj L=20 H=4 -> L=10 H=8 -> dense (now rung 0) [dense for the first 30 steps]") !=
+        std::string::npos);
+  CHECK(s.on_epoch_start(0).empty());
+  CHECK(run_flat(s, 1, 29).empty());
+  CHECK(s.warming_up());
+  CHECK_FALSE(s.current(0).enabled);
+
+  auto events = s.on_step(0, 30, 1.0);
+  REQUIRE(events.size() == 2);
+  CHECK(describe(events[0]) == "epoch 0 step 30: conv1 rung -1 -> 0 (warmup_end): " + describe(s.current(0)));
+  CHECK(events[1].layer == "conv2");
+  CHECK(events[1].rung_from == -1);
+  CHECK(events[1].rung_to == 0);
+  CHECK_FALSE(s.warming_up());
+  CHECK(s.current(0).enabled);
+  CHECK(s.current(0).L == 20);
+  CHECK(s.current(0).H == 4);
+  CHECK(s.current(1).enabled);
+  CHECK_FALSE(s.current(2).enabled);  // not scheduled: its base, untouched
+
+  std::vector<Move> expected = {{50, "conv1", 0, 1, "plateau"}, {50, "conv2", 0, 1, "plateau"}};
+  CHECK(run_flat(s, 31, 59) == expected);
+}
+
+TEST_CASE("schedule: without a warm-up the same flat loss moves at step 20") {
+  // The counterpart of the case above, so its step 50 is the warm-up's doing.
+  ReuseScheduler s(warmup_config(0), kNames, bases({false, true, false}), 10);
+  CHECK_FALSE(s.warming_up());
+  CHECK(s.current(0).enabled);
+  std::vector<Move> expected = {{20, "conv1", 0, 1, "plateau"}, {20, "conv2", 0, 1, "plateau"}};
+  CHECK(run_flat(s, 1, 29) == expected);
+}
+
+TEST_CASE("schedule: a warm-up survives a state round trip mid-way") {
+  Json cfg = warmup_config(30);
+  ReuseScheduler a(cfg, kNames, bases({false, true, false}), 10);
+  a.on_epoch_start(0);
+  run_flat(a, 1, 15);
+  ReuseScheduler b(cfg, kNames, bases({false, true, false}), 10);
+  b.load_state(Json::parse(a.state().dump()));
+  CHECK(b.warming_up());
+  CHECK_FALSE(b.current(0).enabled);
+  CHECK(b.state() == a.state());
+  auto rest_a = run_flat(a, 16, 60);
+  auto rest_b = run_flat(b, 16, 60);
+  CHECK(rest_a == rest_b);
+  REQUIRE(rest_a.size() == 4);
+  CHECK(rest_a[0] == Move{30, "conv1", -1, 0, "warmup_end"});
+  CHECK(rest_a[2] == Move{50, "conv1", 0, 1, "plateau"});
+}
+
+TEST_CASE("schedule: epoch triggers during a warm-up advance the ladder; the dense tail ends it silently") {
+  Json cfg = warmup_config(100);
+  cfg.erase("plateau");
+  cfg["epochs"] = {1};
+  ReuseScheduler s(cfg, kNames, bases({false, true, false}), 3);
+  s.on_epoch_start(0);
+  run_flat(s, 1, 40);
+  auto moved = s.on_epoch_start(1);
+  REQUIRE(moved.size() == 2);  // conv1 0 -> 1, conv2 0 -> 1 (dense: its ladder is [base, dense])
+  CHECK(moved[0].reason == "epoch");
+  CHECK_FALSE(s.current(0).enabled);  // still warming up
+  run_flat(s, 41, 99, 1);
+  auto ended = s.on_step(1, 100, 1.0);
+  // conv2 reached its dense rung during the warm-up: only conv1 leaves it, for rung 1.
+  REQUIRE(ended.size() == 1);
+  CHECK(ended[0].layer == "conv1");
+  CHECK(ended[0].rung_from == -1);
+  CHECK(ended[0].rung_to == 1);
+  CHECK(s.current(0).enabled);
+  CHECK(s.current(0).L == 10);
+  CHECK_FALSE(s.current(1).enabled);
+
+  ReuseScheduler t(cfg, kNames, bases({false, true, false}), 2);  // epoch 1 is the dense tail
+  t.on_epoch_start(0);
+  run_flat(t, 1, 40);
+  CHECK(t.on_epoch_start(1).size() == 2);
+  CHECK(run_flat(t, 41, 150, 1).empty());  // the warm-up ends with every layer dense already
+  CHECK_FALSE(t.current(0).enabled);
+}
+
+TEST_CASE("schedule: a negative warm-up is refused") {
+  CHECK_THROWS_WITH(ReuseScheduler(warmup_config(-1), kNames, bases({false, true, false}), 3),
+                    "reuse_schedule: key 'dense_first_steps' must be >= 0, got -1");
+}
