@@ -281,6 +281,20 @@ void ReuseScheduler::reset_windows() {
   previous_average_ = 0.0;
 }
 
+// The event of a layer that has just arrived on its current rung.
+ScheduleEvent ReuseScheduler::event_of(const Layer& l, int64_t epoch, int64_t step, int from,
+                                       const std::string& reason) {
+  ScheduleEvent e;
+  e.epoch = epoch;
+  e.step = step;
+  e.layer = l.name;
+  e.rung_from = from;
+  e.rung_to = l.rung;
+  e.reason = reason;
+  e.settings = rung_text(l.ladder[static_cast<size_t>(l.rung)]);
+  return e;
+}
+
 std::vector<ScheduleEvent> ReuseScheduler::move_all(int64_t epoch, int64_t step, const std::string& reason,
                                                     bool to_dense) {
   std::vector<ScheduleEvent> events;
@@ -288,16 +302,9 @@ std::vector<ScheduleEvent> ReuseScheduler::move_all(int64_t epoch, int64_t step,
     if (!l.scheduled) continue;
     int last = static_cast<int>(l.ladder.size()) - 1;
     if (l.rung >= last) continue;
-    ScheduleEvent e;
-    e.epoch = epoch;
-    e.step = step;
-    e.layer = l.name;
-    e.rung_from = l.rung;
+    const int from = l.rung;
     l.rung = to_dense ? last : l.rung + 1;
-    e.rung_to = l.rung;
-    e.reason = reason;
-    e.settings = rung_text(l.ladder[static_cast<size_t>(l.rung)]);
-    events.push_back(std::move(e));
+    events.push_back(event_of(l, epoch, step, from, reason));
   }
   // The loss jumps when the products change: compare windows only within a rung.
   if (!events.empty()) reset_windows();
@@ -348,15 +355,7 @@ std::vector<ScheduleEvent> ReuseScheduler::end_warmup(int64_t epoch, int64_t ste
   reset_windows();
   for (const Layer& l : layers_) {
     if (!l.scheduled || l.rung + 1 >= static_cast<int>(l.ladder.size())) continue;
-    ScheduleEvent e;
-    e.epoch = epoch;
-    e.step = step;
-    e.layer = l.name;
-    e.rung_from = -1;
-    e.rung_to = l.rung;
-    e.reason = "warmup_end";
-    e.settings = rung_text(l.ladder[static_cast<size_t>(l.rung)]);
-    events.push_back(std::move(e));
+    events.push_back(event_of(l, epoch, step, /*from=*/-1, "warmup_end"));
   }
   return events;
 }

@@ -148,6 +148,7 @@ class ReuseScheduler {
                                           const std::string& where) const;
   void reset_windows();
   std::vector<ScheduleEvent> end_warmup(int64_t epoch, int64_t step);
+  static ScheduleEvent event_of(const Layer& l, int64_t epoch, int64_t step, int from, const std::string& reason);
 
   std::string where_;
   bool enabled_ = false;

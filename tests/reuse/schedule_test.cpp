@@ -41,10 +41,11 @@ struct Move {
   bool operator==(const Move&) const = default;
 };
 
-std::vector<Move> run_steps(ReuseScheduler& s, int64_t begin, int64_t end, int64_t epoch = 0) {
+std::vector<Move> run_steps(ReuseScheduler& s, int64_t begin, int64_t end, int64_t epoch = 0,
+                            double (*loss)(int64_t) = curve) {
   std::vector<Move> moves;
   for (int64_t t = begin; t < end; ++t)
-    for (const auto& e : s.on_step(epoch, t, curve(t))) moves.push_back({e.step, e.layer, e.rung_from, e.rung_to, e.reason});
+    for (const auto& e : s.on_step(epoch, t, loss(t))) moves.push_back({e.step, e.layer, e.rung_from, e.rung_to, e.reason});
   return moves;
 }
 
@@ -425,11 +426,11 @@ TEST_CASE("schedule: calibrate with no candidate good enough leaves the layer de
 
 namespace {
 
+double flat(int64_t) { return 1.0; }
+
+// Steps first..last (inclusive, counted from 1 as the trainer does) on a flat loss.
 std::vector<Move> run_flat(ReuseScheduler& s, int64_t first, int64_t last, int64_t epoch = 0) {
-  std::vector<Move> moves;
-  for (int64_t t = first; t <= last; ++t)
-    for (const auto& e : s.on_step(epoch, t, 1.0)) moves.push_back({e.step, e.layer, e.rung_from, e.rung_to, e.reason});
-  return moves;
+  return run_steps(s, first, last + 1, epoch, flat);
 }
 
 Json warmup_config(int64_t steps) {
