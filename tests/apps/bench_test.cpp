@@ -31,3 +31,27 @@ TEST_CASE("bench --step-only: the JSON names the step time and the BLAS setup it
   nlohmann::json chosen = bench_json("env OPENBLAS_THREAD_TIMEOUT=12");
   CHECK(chosen["openblas_thread_timeout"] == "12");
 }
+
+TEST_CASE("bench --json: the saving as configured and its ceiling, the reuse-enabled layers' share") {
+  const std::string command =
+      bin("bench") + " --config " + source("configs/smoke.json") + " --repeats 1 --json";
+  auto parse = [](const RunResult& r) {
+    REQUIRE_MESSAGE(r.status == 0, r.output);
+    return nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  };
+  nlohmann::json reused = parse(run_command(command + " --reuse '{\"L\": 9, \"H\": 4}'"));
+  double dense_total = 0, reuse_total = 0, dense_reused = 0;
+  for (const auto& row : reused["layers"]) {
+    dense_total += row["dense_ms"].get<double>();
+    reuse_total += row.value("reuse_ms", row["dense_ms"].get<double>());
+    if (row.value("reuse", false)) dense_reused += row["dense_ms"].get<double>();
+  }
+  REQUIRE(dense_reused > 0);
+  CHECK(dense_reused < dense_total);  // pooling, relu and the loss stay dense
+  CHECK(reused["reuse_layers_share"].get<double>() == doctest::Approx(dense_reused / dense_total));
+  CHECK(reused["step_saving"].get<double>() == doctest::Approx(1.0 - reuse_total / dense_total));
+  // Without reuse there is nothing to save and nothing reuse could touch.
+  nlohmann::json dense = parse(run_command(command));
+  CHECK(dense["reuse_layers_share"].get<double>() == 0.0);
+  CHECK(dense["step_saving"].get<double>() == doctest::Approx(0.0));
+}
