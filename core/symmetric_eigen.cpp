@@ -44,6 +44,19 @@ void multiply_rows(const double* a, int64_t n, const std::vector<double>& in, in
   }
 }
 
+// sum_j a[j] b[j] in eight interleaved partial sums, added pairwise at the
+// end: one vector of independent FMA chains where a single running sum is
+// a serial chain of dependent adds (these dots were most of the refit's
+// time: docs/perf-notes.md, Round 20).
+double dot(const double* a, const double* b, int64_t n) {
+  double part[8] = {};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int l = 0; l < 8; ++l) part[l] += a[j + l] * b[j + l];
+  for (int l = 0; j < n; ++j, ++l) part[l] += a[j] * b[j];
+  return ((part[0] + part[4]) + (part[1] + part[5])) + ((part[2] + part[6]) + (part[3] + part[7]));
+}
+
 // Modified Gram-Schmidt over the rows, twice (the second pass mops up the
 // first's rounding).
 void orthonormalise_rows(std::vector<double>& v, int64_t n, int64_t count) {
@@ -52,12 +65,10 @@ void orthonormalise_rows(std::vector<double>& v, int64_t n, int64_t count) {
       double* ve = v.data() + e * n;
       for (int64_t f = 0; f < e; ++f) {
         const double* vf = v.data() + f * n;
-        double dot = 0.0;
-        for (int64_t j = 0; j < n; ++j) dot += ve[j] * vf[j];
-        for (int64_t j = 0; j < n; ++j) ve[j] -= dot * vf[j];
+        const double along = dot(ve, vf, n);
+        for (int64_t j = 0; j < n; ++j) ve[j] -= along * vf[j];
       }
-      double norm = 0.0;
-      for (int64_t j = 0; j < n; ++j) norm += ve[j] * ve[j];
+      const double norm = dot(ve, ve, n);
       if (!(norm > 1e-300)) throw std::runtime_error("refine_top_eigenvectors: rank-deficient start");
       const double inv = 1.0 / std::sqrt(norm);
       for (int64_t j = 0; j < n; ++j) ve[j] *= inv;
@@ -111,11 +122,7 @@ Eigenvectors refine_top_eigenvectors(const double* a, int64_t n, const std::vect
   multiply_rows(a, n, q, count, z);  // B = Q^T A Q, count x count
   std::vector<double> b(static_cast<size_t>(count * count));
   for (int64_t e = 0; e < count; ++e)
-    for (int64_t f = 0; f < count; ++f) {
-      double dot = 0.0;
-      for (int64_t j = 0; j < n; ++j) dot += q[e * n + j] * z[f * n + j];
-      b[e * count + f] = dot;
-    }
+    for (int64_t f = 0; f < count; ++f) b[e * count + f] = dot(q.data() + e * n, z.data() + f * n, n);
   const Eigenvectors small = top_eigenvectors(b.data(), count, count);
   Eigenvectors out;
   out.values = small.values;

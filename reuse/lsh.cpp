@@ -502,15 +502,8 @@ void Hasher::prepare(const core::RowSource& x, bool freeze) {
   // Each run is taken column-major (conv2d makes that directly; a matrix
   // in memory is copied and transposed), so a column is one load of the
   // run's rows and each row's squared norm a lane of one vector: same
-  // arithmetic order for either source, no per-row reductions. The runs
-  // are split into a fixed number of chunks whose runs sit side by side
-  // in one buffer, so pca's second moments are one syrk per chunk and
-  // block, summed in chunk order: deterministic for any thread count.
-  const int64_t chunks = std::min<int64_t>(8, runs);
+  // arithmetic order for either source, no per-row reductions.
   const int64_t block_area = l_ * l_;
-  std::vector<float> moments(per_block_ ? static_cast<size_t>(chunks * blocks_ * block_area) : 0);
-  std::optional<core::SerialBlasScope> serial;  // pca: one small syrk (and eigen solve) per block and thread
-  if (per_block_) serial.emplace();
   // Run j's squared norms of block s, from its K-major columns at tile (ld apart).
   auto tally = [&](const float* tile, int64_t ld, int64_t j, int64_t s, int64_t count) {
     float norm2[kRunRows] = {};
@@ -523,45 +516,49 @@ void Hasher::prepare(const core::RowSource& x, bool freeze) {
         ++counts[j * blocks_ + s];
       }
   };
-  core::parallel_for(chunks, [&](int64_t c0, int64_t c1) {
-    std::vector<float> buffer;
-    for (int64_t c = c0; c < c1; ++c) {
-      const int64_t j0 = c * runs / chunks, j1 = (c + 1) * runs / chunks;
-      if (!per_block_) {  // the width alone: one run's tile at a time, all blocks
-        buffer.resize(static_cast<size_t>(kRunRows * k_));
-        for (int64_t j = j0; j < j1; ++j) {
+  if (per_block_) {
+    // pca, a block per task: all runs side by side, [len][runs x kRunRows]
+    // (400 KB at CifarNet conv2: in L2), then one syrk for the sum over the
+    // sample of x x^T (the upper triangle of A A^T). One call per block, not
+    // one per block and chunk of runs: the small calls' set-up cost more
+    // than their arithmetic (docs/perf-notes.md, Round 20). Each block's sum
+    // is made by one thread in one order: deterministic for any thread count.
+    std::vector<float> moments(static_cast<size_t>(blocks_ * block_area));
+    core::SerialBlasScope serial;  // one small syrk (and eigen solve) per block and thread
+    // One cache line past the sample: columns 8 KB apart would all fall in one L1 set.
+    const int64_t ld = runs * kRunRows + 16;
+    constexpr int64_t kPrefetchAhead = 4;  // runs: their misses overlap the fills before them
+    core::parallel_for(blocks_, [&](int64_t s0, int64_t s1) {
+      std::vector<float> buffer;
+      for (int64_t s = s0; s < s1; ++s) {
+        const int64_t len = block_width(s), c0 = s * l_, c1 = c0 + len;
+        buffer.assign(static_cast<size_t>(len * ld), 0.0f);  // zero rows past a short run, and the padding
+        for (int64_t j = 0; j < std::min(kPrefetchAhead, runs); ++j) x.prefetch(run_start[j], run_rows[j], c0, c1);
+        for (int64_t j = 0; j < runs; ++j) {
+          if (j + kPrefetchAhead < runs)
+            x.prefetch(run_start[j + kPrefetchAhead], run_rows[j + kPrefetchAhead], c0, c1);
+          float* tile = buffer.data() + j * kRunRows;
+          x.fill_kmajor(run_start[j], run_rows[j], c0, c1, tile, ld);
+          tally(tile, ld, j, s, run_rows[j]);
+        }
+        core::syrk_upper(len, runs * kRunRows, 1.0f, buffer.data(), ld, 0.0f, moments.data() + s * block_area, len);
+      }
+    });
+    fit_principal_directions(moments, 1);
+  } else {
+    // The width alone: a run's tile at a time, all blocks, in a fixed
+    // number of chunks of runs (each run's tallies are its own).
+    const int64_t chunks = std::min<int64_t>(8, runs);
+    core::parallel_for(chunks, [&](int64_t c0, int64_t c1) {
+      std::vector<float> buffer(static_cast<size_t>(kRunRows * k_));
+      for (int64_t c = c0; c < c1; ++c)
+        for (int64_t j = c * runs / chunks; j < (c + 1) * runs / chunks; ++j) {
           x.fill_kmajor(run_start[j], run_rows[j], 0, k_, buffer.data(), kRunRows);
           for (int64_t s = 0; s < blocks_; ++s)
             tally(buffer.data() + s * l_ * kRunRows, kRunRows, j, s, run_rows[j]);
         }
-        continue;
-      }
-      // pca, block by block: the chunk's runs side by side, [len][runs x
-      // kRunRows], filled and then summed by syrk while in L2 (the whole
-      // chunk's columns, 1.6 MB at CifarNet conv2, were not), and the sum
-      // over the chunk's rows of x x^T, the upper triangle of A A^T.
-      const int64_t ld = (j1 - j0) * kRunRows;
-      buffer.assign(static_cast<size_t>(l_ * ld), 0.0f);  // a run shorter than kRunRows leaves zero rows
-      // The runs are scattered over the batch: their input lines are
-      // requested a block ahead, so their cache misses overlap.
-      auto prefetch_block = [&](int64_t s) {
-        for (int64_t j = j0; j < j1; ++j) x.prefetch(run_start[j], run_rows[j], s * l_, s * l_ + block_width(s));
-      };
-      prefetch_block(0);
-      for (int64_t s = 0; s < blocks_; ++s) {
-        const int64_t len = block_width(s);
-        if (s + 1 < blocks_) prefetch_block(s + 1);
-        for (int64_t j = j0; j < j1; ++j) {
-          float* tile = buffer.data() + (j - j0) * kRunRows;
-          x.fill_kmajor(run_start[j], run_rows[j], s * l_, s * l_ + len, tile, ld);
-          tally(tile, ld, j, s, run_rows[j]);
-        }
-        core::syrk_upper(len, ld, 1.0f, buffer.data(), ld, 0.0f,
-                         moments.data() + (c * blocks_ + s) * block_area, len);
-      }
-    }
-  });
-  if (per_block_) fit_principal_directions(moments, chunks);
+    });
+  }
   width_.assign(static_cast<size_t>(blocks_), static_cast<float>(relative_width_));
   for (int64_t s = 0; s < blocks_; ++s) {
     double sum = 0.0;

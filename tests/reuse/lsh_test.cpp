@@ -8,6 +8,7 @@
 #include <set>
 #include <vector>
 
+#include "core/parallel.h"
 #include "core/rng.h"
 #include "reuse/clustering.h"
 #include "reuse/lsh.h"
@@ -293,6 +294,37 @@ TEST_CASE("pca directions are the leading eigenvectors of each block's sample") 
   CHECK(h->projections(0) == r0);
   h->prepare(other.data(), n, k, false);
   CHECK(h->projections(0) != r0);
+}
+
+TEST_CASE("pca directions and widths do not depend on the thread count") {
+  // Seven blocks (the last one narrower) spread over 1, 2 and 3 threads: each
+  // block's moments and fit are one thread's work in one order.
+  const int64_t n = 3000, l = 10, k = 67;
+  Tensor x = redundant_rows(n, k, l, 5);
+  std::vector<std::vector<float>> first;
+  std::vector<float> first_widths;
+  for (int threads : {1, 2, 3}) {
+    CAPTURE(threads);
+    core::set_num_threads(threads);
+    auto st = settings("pca", l, 4);
+    st.width = 0.5;
+    auto h = reuse::make_hasher(st, k);
+    h->prepare(x.data(), n, k, false);
+    h->prepare(x.data() + k, n - 1, k, false);  // a refit from the first batch's directions
+    std::vector<std::vector<float>> r;
+    std::vector<float> widths;
+    for (int64_t b = 0; b < h->blocks(); ++b) {
+      r.push_back(h->projections(b));
+      widths.push_back(h->bucket_width(b));
+    }
+    if (first.empty()) {
+      first = r;
+      first_widths = widths;
+    }
+    CHECK(r == first);
+    CHECK(widths == first_widths);
+  }
+  core::set_num_threads(2);
 }
 
 TEST_CASE("the width sample does not alias with the image layout") {
