@@ -10,7 +10,6 @@
 #include <bit>
 #include <cmath>
 #include <limits>
-#include <optional>
 #include <stdexcept>
 
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
@@ -544,7 +543,7 @@ void Hasher::prepare(const core::RowSource& x, bool freeze) {
         core::syrk_upper(len, runs * kRunRows, 1.0f, buffer.data(), ld, 0.0f, moments.data() + s * block_area, len);
       }
     });
-    fit_principal_directions(moments, 1);
+    fit_principal_directions(moments);
   } else {
     // The width alone: a run's tile at a time, all blocks, in a fixed
     // number of chunks of runs (each run's tallies are its own).
@@ -571,7 +570,7 @@ void Hasher::prepare(const core::RowSource& x, bool freeze) {
   }
 }
 
-void Hasher::fit_principal_directions(const std::vector<float>& moments, int64_t chunks) {
+void Hasher::fit_principal_directions(const std::vector<float>& moments) {
   constexpr int kRefineSteps = 3;  // the test compares against the full solve
   const int64_t block_area = l_ * l_;
   fitted_.resize(static_cast<size_t>(blocks_), 0);
@@ -581,11 +580,9 @@ void Hasher::fit_principal_directions(const std::vector<float>& moments, int64_t
       const int64_t len = block_width(s);
       std::fill(second.begin(), second.end(), 0.0);
       double trace = 0.0;
-      for (int64_t c = 0; c < chunks; ++c) {  // upper halves (syrk), mirrored below
-        const float* m = moments.data() + (c * blocks_ + s) * block_area;
-        for (int64_t i = 0; i < len; ++i)
-          for (int64_t j = i; j < len; ++j) second[i * len + j] += m[i * len + j];
-      }
+      const float* m = moments.data() + s * block_area;  // the upper half (syrk), mirrored below
+      for (int64_t i = 0; i < len; ++i)
+        for (int64_t j = i; j < len; ++j) second[i * len + j] = m[i * len + j];
       for (int64_t i = 0; i < len; ++i)
         for (int64_t j = 0; j < i; ++j) second[i * len + j] = second[j * len + i];
       for (int64_t j = 0; j < len; ++j) trace += second[j * len + j];

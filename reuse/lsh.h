@@ -95,13 +95,12 @@ class Hasher {
   // the plain projections of either layout (the defaults above use it).
   void project_plain(const float* x, int64_t rows, int64_t row_step, int64_t col_step, int64_t block,
                      float* proj, int64_t ldproj) const;
-  // pca: each block's R from the per-chunk second moments
-  // (moments[(chunk * blocks + s) * L * L ...], the upper triangle of a
-  // block_width(s)^2 matrix):
+  // pca: each block's R from its second moments (moments[s * L * L ...],
+  // the upper triangle of a block_width(s)^2 matrix):
   // a full eigen solve the first time, then a few steps of subspace
   // iteration from the previous batch's directions (the directions move
   // little between batches; the full solve cost ~0.2 ms per 50-wide block).
-  void fit_principal_directions(const std::vector<float>& moments, int64_t chunks);
+  void fit_principal_directions(const std::vector<float>& moments);
   // R of `block`: [L][hp_] row-major, hp_ in {8, 16, 32} >= H, zero padded (vector-friendly).
   const float* block_projections(int64_t block) const {
     return per_block_ ? r_.data() + block * l_ * hp_ : r_.data();
