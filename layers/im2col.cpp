@@ -231,6 +231,7 @@ void im2col_kmajor(const float* image, const ConvGeometry& g, int64_t oy0, int64
                    int64_t c1, float* cols, int64_t ld) {
   if (g.stride_w != 1) return im2col_kmajor_impl<0, 0>(image, g, oy0, oy1, c0, c1, cols, ld);
   switch (g.out_w()) {
+    case 4: return im2col_kmajor_impl<4, 1>(image, g, oy0, oy1, c0, c1, cols, ld);  // VGG's conv4 at 32x32 input
     case 8: return im2col_kmajor_impl<8, 1>(image, g, oy0, oy1, c0, c1, cols, ld);
     case 16: return im2col_kmajor_impl<16, 1>(image, g, oy0, oy1, c0, c1, cols, ld);
     case 32: return im2col_kmajor_impl<32, 1>(image, g, oy0, oy1, c0, c1, cols, ld);
@@ -242,6 +243,7 @@ void col2im_kmajor_add(const float* cols, int64_t ld, const ConvGeometry& g, int
                        int64_t c0, int64_t c1, float* image) {
   if (g.stride_w != 1) return col2im_kmajor_impl<0, 0>(cols, ld, g, oy0, oy1, c0, c1, image);
   switch (g.out_w()) {
+    case 4: return col2im_kmajor_impl<4, 1>(cols, ld, g, oy0, oy1, c0, c1, image);
     case 8: return col2im_kmajor_impl<8, 1>(cols, ld, g, oy0, oy1, c0, c1, image);
     case 16: return col2im_kmajor_impl<16, 1>(cols, ld, g, oy0, oy1, c0, c1, image);
     case 32: return col2im_kmajor_impl<32, 1>(cols, ld, g, oy0, oy1, c0, c1, image);

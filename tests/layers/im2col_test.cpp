@@ -76,8 +76,11 @@ TEST_CASE("im2col: K-major patches equal im2col's rows transposed, also after a 
   // would read stale borders when A runs again.
   const ConvGeometry a = conv_geometry(2, 16, 16, 5, 5, 1, 1, 2, 2);
   const ConvGeometry b = conv_geometry(2, 18, 18, 5, 5, 1, 1, 1, 1);
+  // Output widths with their own compiled kernels (4, 8, 32) and one without (6).
+  const ConvGeometry c = conv_geometry(3, 4, 4, 3, 3, 1, 1, 1, 1), d = conv_geometry(2, 8, 8, 3, 3, 1, 1, 1, 1),
+                     e = conv_geometry(1, 32, 32, 3, 3, 1, 1, 1, 1), f = conv_geometry(2, 6, 6, 3, 3, 1, 1, 1, 1);
   deja::core::Rng rng(11);
-  for (const ConvGeometry& g : {a, b, a}) {
+  for (const ConvGeometry& g : {a, b, a, c, d, e, f}) {
     const int64_t p = g.out_h() * g.out_w(), k = g.patch_size();
     std::vector<float> x(static_cast<size_t>(g.channels * g.height * g.width));
     for (float& v : x) v = rng.normal();
