@@ -528,10 +528,11 @@ void Hasher::prepare(const core::RowSource& x, bool freeze) {
     const int64_t ld = runs * kRunRows + 16;
     constexpr int64_t kPrefetchAhead = 4;  // runs: their misses overlap the fills before them
     core::parallel_for(blocks_, [&](int64_t s0, int64_t s1) {
-      std::vector<float> buffer;
+      // Zeroed once: every block's fills write the same rows, so the rows past a
+      // short run (a batch of fewer than kRunRows rows) stay zero for syrk.
+      std::vector<float> buffer(static_cast<size_t>(l_ * ld));
       for (int64_t s = s0; s < s1; ++s) {
         const int64_t len = block_width(s), c0 = s * l_, c1 = c0 + len;
-        buffer.assign(static_cast<size_t>(len * ld), 0.0f);  // zero rows past a short run, and the padding
         for (int64_t j = 0; j < std::min(kPrefetchAhead, runs); ++j) x.prefetch(run_start[j], run_rows[j], c0, c1);
         for (int64_t j = 0; j < runs; ++j) {
           if (j + kPrefetchAhead < runs)
@@ -578,7 +579,6 @@ void Hasher::fit_principal_directions(const std::vector<float>& moments) {
     std::vector<double> second(static_cast<size_t>(block_area));
     for (int64_t s = s0; s < s1; ++s) {
       const int64_t len = block_width(s);
-      std::fill(second.begin(), second.end(), 0.0);
       double trace = 0.0;
       const float* m = moments.data() + s * block_area;  // the upper half (syrk), mirrored below
       for (int64_t i = 0; i < len; ++i)
