@@ -40,11 +40,18 @@ struct BlockTable {
   std::vector<int32_t> counts;
   int32_t zero_id = -1;
 
+  // Empties the table for a new clustering, keeping its vectors' capacity
+  // (a table from a scratch is reused call after call).
   void init(int64_t expected, int64_t l) {
     row = (l + 15) / 16 * 16;
     int64_t cap = 64;
     while (cap < 2 * expected) cap *= 2;
-    rehash(cap);
+    slot_key.assign(static_cast<size_t>(cap), kZeroKey);
+    slot_id.assign(static_cast<size_t>(cap), -1);
+    shift = 64 - std::countr_zero(static_cast<uint64_t>(cap));
+    zero_id = -1;
+    counts.clear();
+    sums.clear();
     counts.reserve(static_cast<size_t>(expected));
     sums.reserve(static_cast<size_t>((expected + expected / 4) * row));  // no regrowth copies at fine rungs
   }
@@ -160,6 +167,14 @@ void add_columns_to_sums(BlockTable& t, const int32_t* ids, int64_t count, const
 
 }  // namespace
 
+struct ClusteringScratch {
+  std::vector<BlockTable> tables;
+};
+
+void ClusteringScratchDeleter::operator()(ClusteringScratch* scratch) const { delete scratch; }
+
+ClusteringScratchPtr make_clustering_scratch() { return ClusteringScratchPtr(new ClusteringScratch()); }
+
 int64_t Clustering::product_clusters() const {
   int64_t n = total_clusters();
   for (int32_t z : zero_id) n -= (z >= 0);
@@ -178,7 +193,7 @@ Clustering cluster_rows(const float* x, int64_t rows, int64_t k, const Hasher& h
 
 Clustering cluster_rows(const core::RowSource& source, const Hasher& hasher, double* hash_s,
                         double* cluster_s, int64_t expected_clusters, double* lowering_s,
-                        Clustering* storage, float* projections) {
+                        Clustering* storage, float* projections, ClusteringScratch* scratch) {
   const int64_t rows = source.rows(), k = source.cols();
   if (hasher.k() != k)
     throw std::invalid_argument("cluster_rows: hasher built for K = " + std::to_string(hasher.k()) +
@@ -194,7 +209,9 @@ Clustering cluster_rows(const core::RowSource& source, const Hasher& hasher, dou
   const int64_t l = c.L, blocks = c.blocks;
   c.assign.resize(static_cast<size_t>(blocks * rows));
   c.zero_id.assign(static_cast<size_t>(blocks), -1);
-  std::vector<BlockTable> tables(static_cast<size_t>(blocks));
+  std::vector<BlockTable> own_tables;
+  std::vector<BlockTable>& tables = scratch ? scratch->tables : own_tables;
+  tables.resize(static_cast<size_t>(blocks));
   double t_hash = 0.0, t_cluster = 0.0, t_lower = 0.0;
 
   // Blocks are handled in groups of adjacent blocks spanning ~kGroupColumns
@@ -338,8 +355,9 @@ Clustering cluster_rows(const core::RowSource& source, const Hasher& hasher, dou
         float* dst = c.centroid.data() + (base + id) * l;
         for (int64_t j = 0; j < l; ++j) dst[j] = src[j] * inv;
       }
-      // Release the table now: a big layer's tables hold megabytes.
-      t = BlockTable();
+      // Without a scratch, release the table now: a big layer's tables
+      // hold megabytes.
+      if (!scratch) t = BlockTable();
     }
   });
   t_cluster += watch.seconds();

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "reuse/lsh.h"
@@ -41,6 +42,19 @@ struct Clustering {
   double remaining_ratio() const;
 };
 
+// The per-block hash tables and cluster sums cluster_rows works in. A caller
+// that clusters every step keeps one across calls: at fine rungs the tables
+// hold ~100 MB (CifarNet conv2, r_c 0.28), and allocated afresh each call by
+// the worker threads (in their own malloc arenas) their pages were faulted in
+// again every step, more time than the clustering itself. Defined in
+// clustering.cpp; make one with make_clustering_scratch().
+struct ClusteringScratch;
+struct ClusteringScratchDeleter {
+  void operator()(ClusteringScratch* scratch) const;
+};
+using ClusteringScratchPtr = std::unique_ptr<ClusteringScratch, ClusteringScratchDeleter>;
+ClusteringScratchPtr make_clustering_scratch();
+
 // x is [rows, k] row-major. hasher.prepare() must have been called for x.
 // Adds the time spent hashing and grouping (thread 0's share, i.e. wall time
 // of the parallel section) to *hash_s and *cluster_s when not null.
@@ -58,9 +72,11 @@ Clustering cluster_rows(const float* x, int64_t rows, int64_t k, const Hasher& h
 // fresh pages for big layers' centroids every step); it is left empty.
 // `projections`, when given, receives every row's raw projections onto its
 // blocks' directions, block-major: [blocks * H][rows] (keep_projection).
+// `scratch`, when given, supplies the tables and keeps them for the next call
+// (the result does not depend on it).
 Clustering cluster_rows(const core::RowSource& x, const Hasher& hasher, double* hash_s = nullptr,
                         double* cluster_s = nullptr, int64_t expected_clusters = 0,
                         double* lowering_s = nullptr, Clustering* storage = nullptr,
-                        float* projections = nullptr);
+                        float* projections = nullptr, ClusteringScratch* scratch = nullptr);
 
 }  // namespace deja::reuse

@@ -325,7 +325,7 @@ std::unique_ptr<core::ProductSaved> ReuseProduct::forward_rows(const core::RowSo
     }
     Clustering& c = saved->clustering;
     c = cluster_rows(x, *hasher_, &stats_.hash_s, &stats_.cluster_s, last_clusters_per_block_,
-                     &stats_.lowering_s, &storage, projections);
+                     &stats_.lowering_s, &storage, projections, scratch_.get());
     last_clusters_per_block_ = c.blocks > 0 ? c.total_clusters() / c.blocks : 0;
     remaining_ratio = c.remaining_ratio();
     if (settings_.keep_projection) {

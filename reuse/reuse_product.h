@@ -17,12 +17,12 @@
 
 #include "core/aligned_vector.h"
 #include "core/product.h"
+#include "reuse/clustering.h"
 #include "reuse/settings.h"
 
 namespace deja::reuse {
 
 class Hasher;
-struct Clustering;
 struct ClusteringSpare;
 
 class ReuseProduct final : public core::Product {
@@ -70,6 +70,7 @@ class ReuseProduct final : public core::Product {
   std::vector<float> kept_q_;  // keep_projection: Q = dY G^T [rows][blocks * H]
   std::vector<core::AlignedVector<float>> partial_;
   int64_t last_clusters_per_block_ = 0;  // table size hint for the next forward
+  ClusteringScratchPtr scratch_ = make_clustering_scratch();  // cluster_rows' tables, kept across steps
   // The last released clustering's vectors, reused by the next forward: at
   // fine rungs the centroids pass glibc's mmap threshold (58 MB at CifarNet
   // conv2, r_c 0.28) and fresh pages cost ~10 us each to fault in on these

@@ -444,6 +444,40 @@ TEST_CASE("clustering into a spent clustering's storage equals clustering afresh
   CHECK(reused.centroid == fresh.centroid);
 }
 
+TEST_CASE("clustering with tables kept in a scratch across calls equals clustering without one") {
+  // The reuse product keeps cluster_rows' tables from step to step; nothing
+  // of an earlier call (its keys, sums, counts, zero cluster, block count)
+  // may leak into the next. The first input has many clusters and all-zero
+  // sub-vectors; the later ones have fewer clusters, no zero rows, and
+  // another block length (fewer blocks, then more).
+  const int64_t k = 120;
+  Tensor big = redundant_rows(500, k, 20, 31);
+  for (int64_t i = 0; i < 500 * k; ++i) big[i] += 0.5f * static_cast<float>(i % 7);
+  for (int64_t i = 0; i < 500; i += 3)
+    for (int64_t j = 0; j < 40; ++j) big[i * k + j] = 0.0f;  // zero sub-vectors in blocks 0 and 1
+  struct Case {
+    const Tensor* x;
+    int64_t rows, l;
+  };
+  Tensor small = redundant_rows(200, k, 20, 32);
+  Tensor wide = redundant_rows(300, k, 30, 33);
+  reuse::ClusteringScratchPtr scratch = reuse::make_clustering_scratch();
+  for (const Case& c : {Case{&big, 500, 20}, Case{&small, 200, 20}, Case{&wide, 300, 30}, Case{&big, 500, 20}}) {
+    CAPTURE(c.rows);
+    CAPTURE(c.l);
+    auto h = reuse::make_hasher(settings("qproj", c.l, 8), k);
+    h->prepare(c.x->data(), c.rows, k, false);
+    const core::MatrixRows rows(c.x->data(), c.rows, k);
+    auto fresh = reuse::cluster_rows(rows, *h);
+    auto kept = reuse::cluster_rows(rows, *h, nullptr, nullptr, 0, nullptr, nullptr, nullptr, scratch.get());
+    CHECK(kept.assign == fresh.assign);
+    CHECK(kept.offset == fresh.offset);
+    CHECK(kept.count == fresh.count);
+    CHECK(kept.zero_id == fresh.zero_id);
+    CHECK(kept.centroid == fresh.centroid);
+  }
+}
+
 TEST_CASE("hashing with projections: the same keys, and projections equal to plain dot products") {
   const int64_t n = 75, k = 61, l = 20;  // 75 rows: two-slab passes, a 16-row pass and a tail
   Tensor x = redundant_rows(n, k, l, 21);
