@@ -525,12 +525,18 @@ int run(int argc, char** argv) {
   std::cout << fmt::format("layers total: dense {:.1f} ms, as configured {:.1f} ms; training step {:.1f} ms\n",
                            dense_total, reuse_total, out["step_ms"].get<double>());
   if (out.contains("reuse_layers_speedup")) {
-    std::cout << fmt::format("reuse-enabled layers: {:.2f}x faster than dense\n",
-                             out["reuse_layers_speedup"].get<double>());
+    // A ratio below 1 reads as "slower", never as "0.58x faster".
+    const double speedup = out["reuse_layers_speedup"].get<double>();
+    std::cout << "reuse-enabled layers: "
+              << (speedup >= 1.0 ? fmt::format("{:.2f}x faster than dense", speedup)
+                                 : fmt::format("{:.2f}x slower than dense", 1.0 / speedup))
+              << "\n";
+    const double saving = out["step_saving"].get<double>();
     std::cout << fmt::format(
-        "saving: {:.1f}% of the dense layers' time as configured; at most {:.1f}% (the reuse-enabled layers' "
-        "share, were they free)\n",
-        100 * out["step_saving"].get<double>(), 100 * out["reuse_layers_share"].get<double>());
+        "saving: {}; at most {:.1f}% (the reuse-enabled layers' share, were they free)\n",
+        saving >= 0.0 ? fmt::format("{:.1f}% of the dense layers' time as configured", 100 * saving)
+                      : fmt::format("none, as configured the layers take {:.1f}% more time than dense", -100 * saving),
+        100 * out["reuse_layers_share"].get<double>());
   }
   if (out.contains("engine_share"))
     std::cout << fmt::format(

@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <regex>
+
 #include "run_helpers.h"
 
 using namespace deja::testing;
@@ -54,4 +56,20 @@ TEST_CASE("bench --json: the saving as configured and its ceiling, the reuse-ena
   nlohmann::json dense = parse(run_command(command));
   CHECK(dense["reuse_layers_share"].get<double>() == 0.0);
   CHECK(dense["step_saving"].get<double>() == doctest::Approx(0.0));
+}
+
+TEST_CASE("bench's summary line says slower when reuse is slower, never a ratio below 1 as faster") {
+  // The smoke CNN's layers are too small for reuse to pay at these settings,
+  // so the line usually reads "slower"; either way the multiplier is >= 1 and
+  // agrees with the JSON's speedup of the same settings taken in its own run.
+  RunResult r = run_command(bin("bench") + " --config " + source("configs/smoke.json") +
+                            " --repeats 1 --reuse '{\"L\": 9, \"H\": 4}'");
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  std::smatch m;
+  REQUIRE_MESSAGE(std::regex_search(r.output, m, std::regex(R"(reuse-enabled layers: ([0-9.]+)x (faster|slower) than dense)")),
+                  r.output);
+  CHECK(std::stod(m[1].str()) >= 1.0);
+  std::smatch saving;
+  REQUIRE(std::regex_search(r.output, saving, std::regex(R"(saving: (none|[0-9.]+%))")));
+  CHECK((m[2].str() == "slower") == (saving[1].str() == "none"));
 }
