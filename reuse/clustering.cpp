@@ -39,6 +39,7 @@ struct BlockTable {
   int64_t row = 0;
   std::vector<int32_t> counts;
   int32_t zero_id = -1;
+  size_t sums_budget = 0;  // floats of sums reserved for the expected clusters
 
   // Empties the table for a new clustering, keeping its vectors' capacity
   // (a table from a scratch is reused call after call).
@@ -53,7 +54,8 @@ struct BlockTable {
     counts.clear();
     sums.clear();
     counts.reserve(static_cast<size_t>(expected));
-    sums.reserve(static_cast<size_t>((expected + expected / 4) * row));  // no regrowth copies at fine rungs
+    sums_budget = static_cast<size_t>((expected + expected / 4) * row);
+    sums.reserve(sums_budget);  // no regrowth copies at fine rungs
   }
   void rehash(int64_t cap) {
     std::vector<uint64_t> old_key = std::move(slot_key);
@@ -64,8 +66,12 @@ struct BlockTable {
     for (size_t i = 0; i < old_key.size(); ++i)
       if (old_key[i] != kZeroKey) place(old_key[i], old_id[i]);
   }
-  bool small() const {  // slots and sums fit well inside L1 + L2
-    return slot_key.size() * (sizeof(uint64_t) + sizeof(int32_t)) + sums.capacity() * sizeof(float) <= (256u << 10);
+  // Slots and sums fit well inside L1 + L2. Judged by this clustering's
+  // sums budget, not the capacity: a kept table's capacity remembers the
+  // largest clustering it ever held.
+  bool small() const {
+    const size_t sum_floats = std::max(sums_budget, sums.size());
+    return slot_key.size() * (sizeof(uint64_t) + sizeof(int32_t)) + sum_floats * sizeof(float) <= (256u << 10);
   }
   void prefetch_slot(uint64_t key) const {
     if (key != kZeroKey) {
