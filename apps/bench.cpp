@@ -535,7 +535,8 @@ int run(int argc, char** argv) {
     std::cout << fmt::format(
         "saving: {}; at most {:.1f}% (the reuse-enabled layers' share, were they free)\n",
         saving >= 0.0 ? fmt::format("{:.1f}% of the dense layers' time as configured", 100 * saving)
-                      : fmt::format("none: as configured, all layers together take {:.1f}% more time than dense", -100 * saving),
+                      : fmt::format("none: as configured, all layers together take {:.1f}% more time than dense",
+                                    -100 * saving),
         100 * out["reuse_layers_share"].get<double>());
   }
   if (out.contains("engine_share"))
