@@ -12,19 +12,14 @@ OPENBLAS_L2_SIZE (docs: design.md section 2). --out also writes the per-run
 figures as CSV. Not a test: no assertions.
 """
 import csv
-import json
-import os
 import statistics
-import subprocess
 import sys
 
+from bench_run import bench_json
 
-def reuse_layers_ms(binary, config, extra, env):
-    out = subprocess.run([binary, "--config", config, "--json"] + extra, env=env,
-                         capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"bench_ab: {binary} failed ({out.returncode}): {out.stderr.strip()}")
-    report = json.loads(out.stdout[out.stdout.index("{"):])
+
+def reuse_layers_ms(binary, config, extra):
+    report = bench_json(binary, ["--config", config] + extra, "bench_ab")
     layers = [l for l in report["layers"] if l.get("reuse")]
     if not layers:
         sys.exit(f"bench_ab: {config} enables reuse on no layer")
@@ -41,11 +36,10 @@ def main(argv):
         i = extra.index("--out")
         out_file = extra[i + 1]
         extra = extra[:i] + extra[i + 2:]
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     rows = []
     for run in range(1, runs + 1):
         for build in builds:
-            dense, reuse = reuse_layers_ms(build, config, extra, env)
+            dense, reuse = reuse_layers_ms(build, config, extra)
             rows.append((run, build, dense, reuse))
             print(f"run {run} {build}: dense {dense:.1f} ms, reuse {reuse:.1f} ms, {dense / reuse:.2f}x", flush=True)
     for build in builds:

@@ -26,8 +26,9 @@ import csv
 import json
 import os
 import statistics
-import subprocess
 import sys
+
+from bench_run import bench_json
 
 BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "build", "bin", "bench")
 
@@ -39,14 +40,6 @@ def take(argv, flag, default):
         del argv[i:i + 2]
         return value
     return default
-
-
-def run_bench(config, setting, extra, env):
-    args = [BENCH, "--config", config, "--json", "--set", "model.reuse=" + json.dumps(setting)] + extra
-    out = subprocess.run(args, env=env, capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"clustered_frontier: bench failed ({out.returncode}): {out.stderr.strip()}")
-    return json.loads(out.stdout[out.stdout.index("{"):])
 
 
 def summarize(report):
@@ -64,13 +57,13 @@ def summarize(report):
         "err_y": statistics.mean(l["err_y"] for l in layers),
         "dense_ms": dense,
         "reuse_ms": reuse,
-        "speedup": dense / reuse,
+        "speedup": report["reuse_layers_speedup"],
         "hash_ms": phase["hash"],
         "cluster_ms": phase["cluster"],
         "gemm_ms": phase["gemm"],
         "scatter_ms": phase["scatter"],
         "lowering_ms": phase["lowering"],
-        "engine_share": (phase["hash"] + phase["cluster"] + phase["scatter"]) / dense,
+        "engine_share": report["engine_share"],
         "floor_ms": floor,
         "ceiling_speedup": dense / floor,
     }
@@ -90,13 +83,13 @@ def main(argv):
     block = int(take(extra, "--L", "50"))
     bits = int(take(extra, "--H", "8"))
     runs = int(take(extra, "--runs", "1"))
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     os.makedirs(out_dir, exist_ok=True)
     rows = []
     for run in range(1, runs + 1):
         for width in [float(w) for w in widths.split(",")]:
             setting = {"hash": family, "L": block, "H": bits, "width": width}
-            report = run_bench(config, setting, extra, env)
+            report = bench_json(BENCH, ["--config", config, "--set", "model.reuse=" + json.dumps(setting)] + extra,
+                                "clustered_frontier")
             with open(os.path.join(out_dir, f"width_{width:g}_run{run}.json"), "w") as f:
                 json.dump(report, f, indent=1)
             row = {"run": run, "hash": family, "L": block, "H": bits, "width": width}

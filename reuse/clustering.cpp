@@ -47,9 +47,7 @@ struct BlockTable {
     row = (l + 15) / 16 * 16;
     int64_t cap = 64;
     while (cap < 2 * expected) cap *= 2;
-    slot_key.assign(static_cast<size_t>(cap), kZeroKey);
-    slot_id.assign(static_cast<size_t>(cap), -1);
-    shift = 64 - std::countr_zero(static_cast<uint64_t>(cap));
+    empty_slots(cap);
     zero_id = -1;
     counts.clear();
     sums.clear();
@@ -57,12 +55,15 @@ struct BlockTable {
     sums_budget = static_cast<size_t>((expected + expected / 4) * row);
     sums.reserve(sums_budget);  // no regrowth copies at fine rungs
   }
-  void rehash(int64_t cap) {
-    std::vector<uint64_t> old_key = std::move(slot_key);
-    std::vector<int32_t> old_id = std::move(slot_id);
+  void empty_slots(int64_t cap) {  // cap: a power of two
     slot_key.assign(static_cast<size_t>(cap), kZeroKey);
     slot_id.assign(static_cast<size_t>(cap), -1);
     shift = 64 - std::countr_zero(static_cast<uint64_t>(cap));
+  }
+  void rehash(int64_t cap) {
+    std::vector<uint64_t> old_key = std::move(slot_key);
+    std::vector<int32_t> old_id = std::move(slot_id);
+    empty_slots(cap);
     for (size_t i = 0; i < old_key.size(); ++i)
       if (old_key[i] != kZeroKey) place(old_key[i], old_id[i]);
   }
